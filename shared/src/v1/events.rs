@@ -129,8 +129,13 @@ pub struct EventPage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeStreamFrame {
-    Heartbeat { at: Timestamp, node: Box<NodeInfo> },
-    Event { event: Box<Event> },
+    Heartbeat {
+        at: Timestamp,
+        node: Box<NodeInfo>,
+    },
+    Event {
+        event: Box<Event>,
+    },
     /// The `since` given is not known here: every kept event follows.
     Reset,
 }

@@ -1,0 +1,82 @@
+//! The router: every route of CONTRACT §5 and §7, behind authentication.
+
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, middleware};
+use sam_protocol::Health;
+use serde::Deserialize;
+
+use crate::auth::{self, NodeAccess};
+use crate::error::ApiError;
+use crate::extract::QueryParams;
+use crate::state::AppState;
+use crate::{node, workspaces};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/node", get(node::get).patch(node::patch))
+        .route("/node/stop", post(node::stop))
+        .route("/events", get(workspaces::routes::node_events))
+        .route("/events/ws", get(events_ws))
+        .route(
+            "/workspaces",
+            get(workspaces::routes::list).post(workspaces::routes::create),
+        )
+        .route(
+            "/workspaces/{id}",
+            get(workspaces::routes::get)
+                .patch(workspaces::routes::rename)
+                .delete(workspaces::routes::delete),
+        )
+        .route("/workspaces/{id}/stop", post(workspaces::routes::stop))
+        .route(
+            "/workspaces/{id}/restart",
+            post(workspaces::routes::restart),
+        )
+        .route("/workspaces/{id}/events", get(workspaces::routes::events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: crate::VERSION.into(),
+    })
+}
+
+async fn not_found(request: axum::extract::Request) -> ApiError {
+    ApiError::not_found(format!(
+        "There is no route {} {}.",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    since: Option<String>,
+}
+
+async fn events_ws(
+    _: NodeAccess,
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<StreamQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let upgrade =
+        upgrade.map_err(|e| ApiError::bad_request(format!("This route is a WebSocket: {e}.")))?;
+    let since = q.since.filter(|s| !s.is_empty());
+    Ok(upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| crate::events::stream::serve(state, socket, since)))
+}

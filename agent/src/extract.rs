@@ -1,0 +1,72 @@
+//! Request decoding that answers in the contract's shape: bodies over their limit
+//! are `413 payload_too_large`, malformed JSON or queries `400 invalid_request`.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// JSON bodies: 1 MiB.
+pub const JSON_LIMIT: usize = 1 << 20;
+
+/// Reads a whole body up to `limit` bytes.
+pub async fn read_body(
+    body: Body,
+    headers_len: Option<u64>,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    if headers_len.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request("The request body could not be read.")
+        }
+    })
+}
+
+fn content_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A JSON body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let len = content_length(&req);
+        let bytes = read_body(req.into_body(), len, JSON_LIMIT).await?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!(
+                "The request body is not valid JSON for this call: {e}."
+            ))
+        })
+    }
+}
+
+/// Query parameters of type `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}.")))
+    }
+}

@@ -1,0 +1,1229 @@
+//! Workspaces: one container + volume + network each (CONTRACT §4–6).
+//!
+//! The registry (in memory, written through to the store) is the truth about what
+//! the person asked for; Docker is the truth about what runs. `reconcile` brings the
+//! two together at start-up and every few seconds after.
+//!
+//! Lifecycle calls are two-phase: `begin_*` checks and marks the workspace under the
+//! registry lock (so two calls cannot both start — the loser gets `workspace_busy`),
+//! then `finish_*` does the slow Docker work without holding it.
+
+mod devcontainer;
+pub mod git;
+pub mod routes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, RestartPolicy, RestartPolicyNameEnum,
+};
+use rand::Rng;
+use sam_protocol::{
+    CreateWorkspace, ErrorCode, EventLevel, EventType, Limits, Workspace, WorkspaceCounts,
+    WorkspaceStatus, name_key, slug, unique_name, validate_display_name,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::docker::{ContainerState, DockerError, Engine};
+use crate::error::ApiError;
+use crate::events::{EventLog, NewEvent};
+use crate::store::{Store, WorkspaceRow};
+use devcontainer::LifecycleCommand;
+
+pub const LABEL_NODE: &str = "dev.sam.node";
+pub const LABEL_WORKSPACE: &str = "dev.sam.workspace";
+/// Replaces the image's command, as the Dev Containers CLI does: any image with
+/// `/bin/sh` stays up, and SIGTERM stops it at once.
+const KEEP_ALIVE: &str = "trap 'exit 0' 15; while sleep 1 & wait $!; do :; done";
+const ID_LEN: usize = 12;
+const MAX_ENV_ENTRIES: usize = 256;
+const MAX_ENV_BYTES: usize = 64 * 1024;
+
+/// Docker names of a workspace's resources.
+pub fn resource_name(id: &str) -> String {
+    format!("sam-ws-{id}")
+}
+
+/// The bridge interface: `sam` + id is 15 characters, the kernel's limit, and
+/// matches the firewall's `sam+` wildcard.
+fn bridge_name(id: &str) -> String {
+    format!("sam{id}")
+}
+
+fn is_workspace_id(id: &str) -> bool {
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn new_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..ID_LEN)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// What the agent remembers about a workspace beyond the wire resource.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Runtime {
+    /// User for terminals, exec and agents; `None` = the image's user.
+    remote_user: Option<String>,
+    post_start: Option<LifecycleCommand>,
+    #[serde(default)]
+    forward_ports: Vec<serde_json::Value>,
+    /// An image built for this workspace from a Dockerfile; removed with it.
+    built_image: Option<String>,
+    /// The container exists (provisioning finished at least up to its creation).
+    #[serde(default)]
+    provisioned: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    ws: Workspace,
+    slug: String,
+    runtime: Runtime,
+    /// Bumped on every change, so reconciliation never overwrites a newer state.
+    generation: u64,
+}
+
+impl Record {
+    fn row(&self) -> WorkspaceRow {
+        WorkspaceRow {
+            workspace: self.ws.clone(),
+            slug: self.slug.clone(),
+            runtime: serde_json::to_string(&self.runtime).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+}
+
+/// What a user-facing failure says, for the `error` field and the event.
+#[derive(Debug)]
+struct Failure(String);
+
+impl From<DockerError> for Failure {
+    fn from(e: DockerError) -> Self {
+        Failure(match e {
+            DockerError::Unavailable(_) => {
+                "The container engine could not be reached; start Docker and try again.".into()
+            }
+            DockerError::NotFound(m) | DockerError::Conflict(m) | DockerError::Failed(m) => {
+                format!("Docker refused: {m}")
+            }
+        })
+    }
+}
+
+/// A create request after validation, with what the background task needs.
+struct CreatePlan {
+    image: Option<String>,
+    repository: Option<String>,
+    branch: Option<String>,
+    env: BTreeMap<String, String>,
+    git_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Workspaces {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: String,
+    default_image: String,
+    scratch_dir: PathBuf,
+    store: Store,
+    events: EventLog,
+    docker: Engine,
+    limits: Arc<RwLock<Limits>>,
+    records: Mutex<BTreeMap<String, Record>>,
+    /// Start-up work (interrupted creates and deletes) is done once Docker answers.
+    recovered: std::sync::atomic::AtomicBool,
+}
+
+impl Workspaces {
+    pub async fn load(
+        node_id: String,
+        default_image: String,
+        scratch_dir: PathBuf,
+        store: Store,
+        events: EventLog,
+        docker: Engine,
+        limits: Arc<RwLock<Limits>>,
+    ) -> Result<Self, crate::store::StoreError> {
+        let mut records = BTreeMap::new();
+        for row in store.workspaces().await? {
+            let runtime = serde_json::from_str(&row.runtime).unwrap_or_default();
+            let mut ws = row.workspace;
+            ws.node_id = node_id.clone();
+            records.insert(
+                ws.id.clone(),
+                Record {
+                    ws,
+                    slug: row.slug,
+                    runtime,
+                    generation: 0,
+                },
+            );
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                node_id,
+                default_image,
+                scratch_dir,
+                store,
+                events,
+                docker,
+                limits,
+                records: Mutex::new(records),
+                recovered: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    fn labels(&self, id: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_NODE.to_string(), self.inner.node_id.clone()),
+            (LABEL_WORKSPACE.to_string(), id.to_string()),
+        ])
+    }
+
+    async fn event(&self, id: &str, kind: EventType, level: EventLevel, message: String) {
+        self.inner
+            .events
+            .record(NewEvent::info(kind, message).level(level).workspace(id))
+            .await;
+    }
+
+    // ---- reading ----
+
+    pub async fn list(&self) -> Vec<Workspace> {
+        let records = self.inner.records.lock().await;
+        let mut list: Vec<Workspace> = records.values().map(|r| r.ws.clone()).collect();
+        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        list
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Workspace, ApiError> {
+        if !is_workspace_id(id) {
+            return Err(ApiError::workspace_not_found(id));
+        }
+        self.inner
+            .records
+            .lock()
+            .await
+            .get(id)
+            .map(|r| r.ws.clone())
+            .ok_or_else(|| ApiError::workspace_not_found(id))
+    }
+
+    pub async fn counts(&self) -> WorkspaceCounts {
+        let records = self.inner.records.lock().await;
+        WorkspaceCounts {
+            total: records.len() as u32,
+            running: records
+                .values()
+                .filter(|r| r.ws.status == WorkspaceStatus::Running)
+                .count() as u32,
+        }
+    }
+
+    // ---- changing state ----
+
+    /// Applies `change` to a record under the lock and writes it through.
+    async fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Option<Workspace>, ApiError> {
+        let mut records = self.inner.records.lock().await;
+        let Some(record) = records.get_mut(id) else {
+            return Ok(None);
+        };
+        change(record);
+        record.generation += 1;
+        record.ws.updated_at = crate::now();
+        self.inner.store.put_workspace(&record.row()).await?;
+        Ok(Some(record.ws.clone()))
+    }
+
+    async fn set_status(&self, id: &str, status: WorkspaceStatus, error: Option<String>) {
+        if let Err(e) = self
+            .update(id, |r| {
+                r.ws.status = status;
+                r.ws.error = error;
+            })
+            .await
+        {
+            tracing::error!(workspace = id, error = %e.message, "cannot record a status");
+        }
+    }
+
+    // ---- create ----
+
+    pub async fn create(&self, req: CreateWorkspace) -> Result<Workspace, ApiError> {
+        let display_name =
+            validate_display_name(&req.display_name).map_err(ApiError::bad_request)?;
+        let image = match req.image.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(i)
+                if i.len() > 512
+                    || i.contains(|c: char| c.is_whitespace() || c.is_control())
+                    || i.starts_with('-') =>
+            {
+                return Err(ApiError::bad_request(format!(
+                    "image {i:?} is not an image reference"
+                )));
+            }
+            Some(i) => Some(i.to_string()),
+        };
+        let repository = req
+            .repository
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        let branch = req
+            .branch
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string);
+        match &repository {
+            Some(r) => git::validate(r, branch.as_deref()).map_err(ApiError::bad_request)?,
+            None if branch.is_some() => {
+                return Err(ApiError::bad_request("branch needs a repository"));
+            }
+            None => {}
+        }
+        if req.git_token.is_some() && repository.is_none() {
+            return Err(ApiError::bad_request("gitToken needs a repository"));
+        }
+        if let Some(t) = &req.git_token
+            && (t.len() > 4096 || t.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request("gitToken is not a valid token"));
+        }
+        let env = req.env.unwrap_or_default();
+        validate_env(&env)?;
+
+        let now = crate::now();
+        let workspace = {
+            let mut records = self.inner.records.lock().await;
+            let max = self.inner.limits.read().await.max_workspaces;
+            if records.len() as u32 >= max {
+                return Err(ApiError::new(
+                    ErrorCode::WorkspaceLimitReached,
+                    format!(
+                        "This node already has {} workspaces, its limit; delete one or raise the limit.",
+                        records.len()
+                    ),
+                ));
+            }
+            let name = unique_name(&display_name, |key| {
+                records
+                    .values()
+                    .any(|r| name_key(&r.ws.display_name) == key)
+            });
+            let base_slug = slug(&display_name);
+            let slug = unique_name(&base_slug, |s| records.values().any(|r| r.slug == s));
+            let id = loop {
+                let id = new_id();
+                if !records.contains_key(&id) {
+                    break id;
+                }
+            };
+            let record = Record {
+                ws: Workspace {
+                    id: id.clone(),
+                    node_id: self.inner.node_id.clone(),
+                    display_name: name,
+                    project_path: format!("/workspaces/{slug}"),
+                    status: WorkspaceStatus::Creating,
+                    image: image.clone().unwrap_or_default(),
+                    repository: repository.clone(),
+                    branch: branch.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    error: None,
+                },
+                slug,
+                runtime: Runtime::default(),
+                generation: 0,
+            };
+            self.inner.store.put_workspace(&record.row()).await?;
+            let ws = record.ws.clone();
+            records.insert(id, record);
+            ws
+        };
+        self.event(
+            &workspace.id,
+            EventType::WorkspaceCreating,
+            EventLevel::Info,
+            format!("Creating workspace {:?}.", workspace.display_name),
+        )
+        .await;
+
+        let plan = CreatePlan {
+            image,
+            repository,
+            branch,
+            env,
+            git_token: req.git_token,
+        };
+        let this = self.clone();
+        let id = workspace.id.clone();
+        tokio::spawn(async move { this.finish_create(id, plan).await });
+        Ok(workspace)
+    }
+
+    async fn finish_create(&self, id: String, plan: CreatePlan) {
+        match self.provision(&id, plan).await {
+            Ok(()) => {
+                self.set_status(&id, WorkspaceStatus::Running, None).await;
+                self.event(
+                    &id,
+                    EventType::WorkspaceRunning,
+                    EventLevel::Info,
+                    "The workspace is running.".into(),
+                )
+                .await;
+            }
+            Err(Failure(message)) => {
+                self.remove_resources(&id).await;
+                self.set_status(&id, WorkspaceStatus::Error, Some(message.clone()))
+                    .await;
+                self.event(&id, EventType::WorkspaceError, EventLevel::Error, message)
+                    .await;
+            }
+        }
+    }
+
+    async fn progress(&self, id: &str, step: u32, total: u32, message: impl Into<String>) {
+        self.inner
+            .events
+            .record(
+                NewEvent::info(EventType::WorkspaceProgress, message)
+                    .workspace(id)
+                    .detail(json!({"step": step, "total": total})),
+            )
+            .await;
+    }
+
+    async fn provision(&self, id: &str, plan: CreatePlan) -> Result<(), Failure> {
+        let docker = &self.inner.docker;
+        let name = resource_name(id);
+        let (project_path, slug) = {
+            let records = self.inner.records.lock().await;
+            let r = records.get(id).ok_or_else(|| {
+                Failure("The workspace was removed while it was being created.".into())
+            })?;
+            (r.ws.project_path.clone(), r.slug.clone())
+        };
+        let total = if plan.repository.is_some() { 5 } else { 4 };
+        let mut step = 0;
+
+        step += 1;
+        self.progress(id, step, total, "Creating the network and volume.")
+            .await;
+        crate::firewall::ensure_metadata_blocked()
+            .await
+            .map_err(|e| Failure(e.to_string()))?;
+        let bridge = bridge_name(id);
+        let (network, volume) = tokio::join!(
+            docker.create_network(&name, &bridge, self.labels(id)),
+            docker.create_volume(&name, self.labels(id)),
+        );
+        network?;
+        let mountpoint = volume?;
+
+        let mut found = None;
+        if let Some(repository) = &plan.repository {
+            step += 1;
+            self.progress(id, step, total, format!("Cloning {repository}."))
+                .await;
+            let scratch = self.inner.scratch_dir.join(format!("clone-{id}"));
+            std::fs::create_dir_all(&scratch)
+                .map_err(|e| Failure(format!("Cannot prepare the clone: {e}")))?;
+            let result = git::clone(
+                repository,
+                plan.branch.as_deref(),
+                plan.git_token.as_deref(),
+                std::path::Path::new(&mountpoint),
+                &scratch,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            result.map_err(|e| Failure(e.to_string()))?;
+            found = devcontainer::find(std::path::Path::new(&mountpoint))
+                .map_err(|e| Failure(format!("The repository's {e}")))?;
+        }
+        let dc = found.as_ref().map(|f| f.config.clone()).unwrap_or_default();
+
+        // Image: the request's, else devcontainer.json's image or build, else the default.
+        step += 1;
+        let mut built_image = None;
+        let image = if let Some(image) = plan.image.clone().or(dc.image.clone()) {
+            self.progress(id, step, total, format!("Preparing image {image}."))
+                .await;
+            self.ensure_image(id, &image).await?;
+            image
+        } else if let Some(f) = found
+            .as_ref()
+            .filter(|f| f.config.build.is_some() || f.config.docker_file.is_some())
+        {
+            let tag = format!("sam-ws-{id}:latest");
+            self.progress(
+                id,
+                step,
+                total,
+                "Building the image from the repository's Dockerfile.",
+            )
+            .await;
+            self.build_image(id, &mountpoint, f, &tag).await?;
+            built_image = Some(tag.clone());
+            tag
+        } else {
+            let image = self.inner.default_image.clone();
+            self.progress(id, step, total, format!("Preparing image {image}."))
+                .await;
+            self.ensure_image(id, &image).await?;
+            image
+        };
+        let image_user = docker.image_user(&image).await?.unwrap_or_default();
+        let remote_user = dc.remote_user.clone().filter(|u| !u.is_empty());
+        let user = remote_user.clone().unwrap_or(image_user);
+
+        step += 1;
+        self.progress(id, step, total, "Starting the container.")
+            .await;
+        let mut env: Vec<String> = dc
+            .container_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        env.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let keep_alive = dc.override_command.unwrap_or(true);
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            labels: Some(self.labels(id)),
+            env: Some(env),
+            entrypoint: keep_alive
+                .then(|| vec!["/bin/sh".into(), "-c".into(), KEEP_ALIVE.into(), "-".into()]),
+            cmd: keep_alive.then(Vec::new),
+            working_dir: Some(project_path.clone()),
+            hostname: Some(slug.chars().take(63).collect()),
+            host_config: Some(HostConfig {
+                network_mode: Some(name.clone()),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(name.clone()),
+                    target: Some(project_path.clone()),
+                    ..Default::default()
+                }]),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        docker.create_container(&name, body).await?;
+        self.update(id, |r| {
+            r.ws.image = image.clone();
+            r.runtime = Runtime {
+                remote_user: remote_user.clone(),
+                post_start: dc.post_start_command.clone(),
+                forward_ports: dc.forward_ports.clone(),
+                built_image: built_image.clone(),
+                provisioned: true,
+            };
+        })
+        .await
+        .map_err(|e| Failure(e.message))?;
+        docker.start_container(&name).await?;
+
+        // The project folder belongs to the workspace's user.
+        if !user.is_empty() && user != "root" && user != "0" {
+            let out = docker
+                .exec(
+                    &name,
+                    vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        r#"chown -R "$(id -u "$1"):$(id -g "$1")" "$2""#.into(),
+                        "sh".into(),
+                        user.clone(),
+                        project_path.clone(),
+                    ],
+                    Some("root"),
+                    None,
+                )
+                .await?;
+            if out.exit_code != 0 {
+                return Err(Failure(format!(
+                    "Cannot give the project folder to user {user:?} (does the image have that user?): {}",
+                    out.tail
+                )));
+            }
+        }
+
+        if let Some(cmd) = &dc.post_create_command {
+            step += 1;
+            self.progress(id, step.min(total), total, "Running postCreateCommand.")
+                .await;
+            self.run_lifecycle(
+                id,
+                "postCreateCommand",
+                cmd,
+                remote_user.as_deref(),
+                &project_path,
+            )
+            .await?;
+        }
+        if let Some(cmd) = &dc.post_start_command {
+            self.run_lifecycle(
+                id,
+                "postStartCommand",
+                cmd,
+                remote_user.as_deref(),
+                &project_path,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_image(&self, id: &str, image: &str) -> Result<(), Failure> {
+        if self.inner.docker.image_user(image).await?.is_some() {
+            return Ok(());
+        }
+        let mut last = String::new();
+        let result = self
+            .inner
+            .docker
+            .pull_image(image, |line| last = line.to_string())
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(DockerError::Unavailable(m)) => Err(DockerError::Unavailable(m).into()),
+            Err(e) => {
+                let _ = id;
+                Err(Failure(format!(
+                    "The image {image:?} is not on this node and could not be pulled: {}",
+                    match e {
+                        DockerError::NotFound(m)
+                        | DockerError::Conflict(m)
+                        | DockerError::Failed(m)
+                        | DockerError::Unavailable(m) => m,
+                    }
+                )))
+            }
+        }
+    }
+
+    async fn build_image(
+        &self,
+        id: &str,
+        repo: &str,
+        found: &devcontainer::Found,
+        tag: &str,
+    ) -> Result<(), Failure> {
+        let root = std::path::Path::new(repo);
+        let build = found.config.build.clone().unwrap_or_default();
+        let dockerfile_rel = build
+            .dockerfile
+            .or(found.config.docker_file.clone())
+            .unwrap_or_else(|| "Dockerfile".into());
+        let context =
+            devcontainer::confine(root, &found.dir, build.context.as_deref().unwrap_or("."))
+                .map_err(|e| Failure(e.to_string()))?;
+        let dockerfile = devcontainer::confine(root, &found.dir, &dockerfile_rel)
+            .map_err(|e| Failure(e.to_string()))?;
+        let dockerfile_in_context = dockerfile.strip_prefix(&context).map_err(|_| {
+            Failure(format!(
+                "The Dockerfile {dockerfile_rel:?} must be inside the build context."
+            ))
+        })?;
+        let dockerfile_in_context = dockerfile_in_context.to_string_lossy().to_string();
+        let tar = tokio::task::spawn_blocking(move || devcontainer::tar_context(&context))
+            .await
+            .map_err(|e| Failure(format!("Cannot pack the build context: {e}")))?
+            .map_err(|e| Failure(format!("Cannot pack the build context: {e}")))?;
+        let mut steps = Vec::new();
+        let result = self
+            .inner
+            .docker
+            .build_image(
+                tag,
+                &dockerfile_in_context,
+                tar,
+                build.args,
+                self.labels(id),
+                |line| steps.push(line.to_string()),
+            )
+            .await;
+        for line in steps {
+            self.inner
+                .events
+                .record(
+                    NewEvent::info(EventType::WorkspaceProgress, line)
+                        .workspace(id)
+                        .detail(json!({"step": 0, "phase": "build"})),
+                )
+                .await;
+        }
+        result.map_err(|e| match e {
+            DockerError::Failed(tail) => Failure(format!("Building the image failed: {tail}")),
+            other => other.into(),
+        })
+    }
+
+    async fn run_lifecycle(
+        &self,
+        id: &str,
+        what: &str,
+        cmd: &LifecycleCommand,
+        user: Option<&str>,
+        workdir: &str,
+    ) -> Result<(), Failure> {
+        let name = resource_name(id);
+        let runs = cmd.argvs().into_iter().map(|(label, argv)| {
+            let docker = self.inner.docker.clone();
+            let name = name.clone();
+            async move { (label, docker.exec(&name, argv, user, Some(workdir)).await) }
+        });
+        for (label, result) in futures::future::join_all(runs).await {
+            let out = result?;
+            if out.exit_code != 0 {
+                return Err(Failure(format!(
+                    "{what} ({label}) failed with exit status {}: {}",
+                    out.exit_code, out.tail
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes container, network, volume and built image; failures are logged
+    /// (reconciliation reaps what is left once Docker answers again).
+    async fn remove_resources(&self, id: &str) -> bool {
+        let docker = &self.inner.docker;
+        let name = resource_name(id);
+        let built = {
+            let records = self.inner.records.lock().await;
+            records.get(id).and_then(|r| r.runtime.built_image.clone())
+        };
+        let mut ok = true;
+        if let Err(e) = docker.remove_container(&name).await {
+            tracing::warn!(workspace = id, error = %e, "removing the container failed");
+            ok = false;
+        }
+        let (net, vol) = tokio::join!(docker.remove_network(&name), docker.remove_volume(&name));
+        for (what, r) in [("network", net), ("volume", vol)] {
+            if let Err(e) = r {
+                tracing::warn!(workspace = id, error = %e, "removing the {what} failed");
+                ok = false;
+            }
+        }
+        if let Some(image) = built
+            && let Err(e) = docker.remove_image(&image).await
+        {
+            tracing::warn!(workspace = id, error = %e, "removing the built image failed");
+        }
+        ok
+    }
+
+    // ---- rename ----
+
+    pub async fn rename(&self, id: &str, display_name: &str) -> Result<Workspace, ApiError> {
+        let cleaned = validate_display_name(display_name).map_err(ApiError::bad_request)?;
+        let (old, ws) = {
+            let mut records = self.inner.records.lock().await;
+            if !records.contains_key(id) {
+                return Err(ApiError::workspace_not_found(id));
+            }
+            let name = unique_name(&cleaned, |key| {
+                records
+                    .values()
+                    .any(|r| r.ws.id != id && name_key(&r.ws.display_name) == key)
+            });
+            let record = records
+                .get_mut(id)
+                .ok_or_else(|| ApiError::workspace_not_found(id))?;
+            let old = std::mem::replace(&mut record.ws.display_name, name);
+            record.generation += 1;
+            record.ws.updated_at = crate::now();
+            if let Err(e) = self.inner.store.put_workspace(&record.row()).await {
+                record.ws.display_name = old;
+                return Err(e.into());
+            }
+            (old, record.ws.clone())
+        };
+        if old != ws.display_name {
+            self.event(
+                id,
+                EventType::WorkspaceRenamed,
+                EventLevel::Info,
+                format!("Renamed {old:?} to {:?}.", ws.display_name),
+            )
+            .await;
+        }
+        Ok(ws)
+    }
+
+    // ---- stop / restart / delete ----
+
+    /// Marks a lifecycle call as started, or says why it cannot start.
+    async fn begin(
+        &self,
+        id: &str,
+        allowed: impl Fn(&Record) -> Result<(), ApiError>,
+        next: WorkspaceStatus,
+    ) -> Result<(Workspace, WorkspaceStatus), ApiError> {
+        let mut records = self.inner.records.lock().await;
+        let record = records
+            .get_mut(id)
+            .ok_or_else(|| ApiError::workspace_not_found(id))?;
+        if record.ws.status.is_transitional() {
+            return Err(ApiError::new(
+                ErrorCode::WorkspaceBusy,
+                format!(
+                    "The workspace is {}; wait for that to finish and try again.",
+                    record.ws.status
+                ),
+            ));
+        }
+        allowed(record)?;
+        let before = record.ws.status;
+        record.ws.status = next;
+        record.generation += 1;
+        record.ws.updated_at = crate::now();
+        if let Err(e) = self.inner.store.put_workspace(&record.row()).await {
+            record.ws.status = before;
+            return Err(e.into());
+        }
+        Ok((record.ws.clone(), before))
+    }
+
+    pub async fn stop(&self, id: &str) -> Result<Workspace, ApiError> {
+        let current = self.get(id).await?;
+        if current.status == WorkspaceStatus::Stopped {
+            return Ok(current);
+        }
+        let (ws, _) = self
+            .begin(
+                id,
+                |r| needs_container(r, "stop"),
+                WorkspaceStatus::Stopping,
+            )
+            .await?;
+        self.event(
+            id,
+            EventType::WorkspaceStopping,
+            EventLevel::Info,
+            "Stopping the workspace.".into(),
+        )
+        .await;
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move { this.finish_stop(&id).await });
+        Ok(ws)
+    }
+
+    async fn finish_stop(&self, id: &str) {
+        match self.inner.docker.stop_container(&resource_name(id)).await {
+            Ok(()) => {
+                self.set_status(id, WorkspaceStatus::Stopped, None).await;
+                self.event(
+                    id,
+                    EventType::WorkspaceStopped,
+                    EventLevel::Info,
+                    "The workspace is stopped; its files are kept.".into(),
+                )
+                .await;
+            }
+            Err(e) => self.fail_lifecycle(id, "Stopping", e).await,
+        }
+    }
+
+    async fn fail_lifecycle(&self, id: &str, what: &str, e: DockerError) {
+        let message = if e.is_not_found() {
+            "The workspace's container was removed outside SAM; delete the workspace and create it again.".to_string()
+        } else {
+            format!("{what} the workspace failed: {}", Failure::from(e).0)
+        };
+        self.set_status(id, WorkspaceStatus::Error, Some(message.clone()))
+            .await;
+        self.event(id, EventType::WorkspaceError, EventLevel::Error, message)
+            .await;
+    }
+
+    pub async fn restart(&self, id: &str) -> Result<Workspace, ApiError> {
+        self.get(id).await?;
+        let (ws, before) = self
+            .begin(
+                id,
+                |r| needs_container(r, "restart"),
+                WorkspaceStatus::Restarting,
+            )
+            .await?;
+        self.event(
+            id,
+            EventType::WorkspaceRestarting,
+            EventLevel::Info,
+            "Restarting the workspace.".into(),
+        )
+        .await;
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move { this.finish_restart(&id, before).await });
+        Ok(ws)
+    }
+
+    async fn finish_restart(&self, id: &str, before: WorkspaceStatus) {
+        let name = resource_name(id);
+        let docker = &self.inner.docker;
+        if let Err(e) = crate::firewall::ensure_metadata_blocked().await {
+            let message = e.to_string();
+            self.set_status(id, WorkspaceStatus::Error, Some(message.clone()))
+                .await;
+            self.event(id, EventType::WorkspaceError, EventLevel::Error, message)
+                .await;
+            return;
+        }
+        let result = match docker.container_state(&name).await {
+            Ok(ContainerState::Missing) => Err(DockerError::NotFound(name.clone())),
+            Ok(ContainerState::Running) if before == WorkspaceStatus::Running => {
+                docker.restart_container(&name).await
+            }
+            Ok(ContainerState::Running) => Ok(()),
+            Ok(ContainerState::NotRunning) => docker.start_container(&name).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            return self.fail_lifecycle(id, "Restarting", e).await;
+        }
+        let (post_start, user, path) = {
+            let records = self.inner.records.lock().await;
+            match records.get(id) {
+                Some(r) => (
+                    r.runtime.post_start.clone(),
+                    r.runtime.remote_user.clone(),
+                    r.ws.project_path.clone(),
+                ),
+                None => return,
+            }
+        };
+        if let Some(cmd) = post_start
+            && let Err(Failure(message)) = self
+                .run_lifecycle(id, "postStartCommand", &cmd, user.as_deref(), &path)
+                .await
+        {
+            self.set_status(id, WorkspaceStatus::Error, Some(message.clone()))
+                .await;
+            self.event(id, EventType::WorkspaceError, EventLevel::Error, message)
+                .await;
+            return;
+        }
+        self.set_status(id, WorkspaceStatus::Running, None).await;
+        self.event(
+            id,
+            EventType::WorkspaceRunning,
+            EventLevel::Info,
+            "The workspace is running.".into(),
+        )
+        .await;
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<Workspace, ApiError> {
+        self.get(id).await?;
+        let (ws, _) = self
+            .begin(id, |_| Ok(()), WorkspaceStatus::Deleting)
+            .await?;
+        self.event(
+            id,
+            EventType::WorkspaceDeleting,
+            EventLevel::Info,
+            "Deleting the workspace.".into(),
+        )
+        .await;
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move { this.finish_delete(&id).await });
+        Ok(ws)
+    }
+
+    async fn finish_delete(&self, id: &str) {
+        if !self.remove_resources(id).await {
+            let message = "Deleting the workspace failed: the container engine could not remove everything; try again.".to_string();
+            self.set_status(id, WorkspaceStatus::Error, Some(message.clone()))
+                .await;
+            self.event(id, EventType::WorkspaceError, EventLevel::Error, message)
+                .await;
+            return;
+        }
+        let name = {
+            let mut records = self.inner.records.lock().await;
+            if let Err(e) = self.inner.store.delete_workspace(id).await {
+                tracing::error!(workspace = id, error = %e, "cannot forget a deleted workspace");
+            }
+            records
+                .remove(id)
+                .map(|r| r.ws.display_name)
+                .unwrap_or_default()
+        };
+        self.event(
+            id,
+            EventType::WorkspaceDeleted,
+            EventLevel::Info,
+            format!("Deleted workspace {name:?}."),
+        )
+        .await;
+    }
+
+    /// `POST /node/stop`: what would stop.
+    pub async fn stoppable(&self) -> Vec<Workspace> {
+        self.list()
+            .await
+            .into_iter()
+            .filter(|w| matches!(w.status, WorkspaceStatus::Running))
+            .collect()
+    }
+
+    /// Stops every running workspace and waits for it; returns the ids stopped.
+    pub async fn stop_all(&self) -> Vec<String> {
+        let mut started = Vec::new();
+        for ws in self.stoppable().await {
+            match self
+                .begin(
+                    &ws.id,
+                    |r| needs_container(r, "stop"),
+                    WorkspaceStatus::Stopping,
+                )
+                .await
+            {
+                Ok(_) => started.push(ws.id),
+                Err(e) => tracing::warn!(workspace = %ws.id, error = %e.message, "not stopped"),
+            }
+        }
+        let stops = started.iter().map(|id| async move {
+            self.event(
+                id,
+                EventType::WorkspaceStopping,
+                EventLevel::Info,
+                "Stopping the workspace (node stop).".into(),
+            )
+            .await;
+            self.finish_stop(id).await;
+        });
+        futures::future::join_all(stops).await;
+        let records = self.inner.records.lock().await;
+        started
+            .into_iter()
+            .filter(|id| {
+                records
+                    .get(id)
+                    .is_some_and(|r| r.ws.status == WorkspaceStatus::Stopped)
+            })
+            .collect()
+    }
+
+    // ---- reconciliation ----
+
+    /// Brings the registry in line with Docker. Returns whether Docker answered.
+    pub async fn reconcile(&self) -> bool {
+        let docker = &self.inner.docker;
+        let snapshot: Vec<(String, WorkspaceStatus, bool, u64)> = {
+            let records = self.inner.records.lock().await;
+            records
+                .values()
+                .map(|r| {
+                    (
+                        r.ws.id.clone(),
+                        r.ws.status,
+                        r.runtime.provisioned,
+                        r.generation,
+                    )
+                })
+                .collect()
+        };
+        let first = !self
+            .inner
+            .recovered
+            .load(std::sync::atomic::Ordering::SeqCst);
+        for (id, status, provisioned, generation) in snapshot {
+            let name = resource_name(&id);
+            if first && status == WorkspaceStatus::Creating {
+                // The agent stopped while creating: undo, and say so.
+                self.remove_resources(&id).await;
+                let message = "Creating the workspace was interrupted by an agent restart; delete it and create it again.".to_string();
+                self.set_status(&id, WorkspaceStatus::Error, Some(message.clone()))
+                    .await;
+                self.event(&id, EventType::WorkspaceError, EventLevel::Error, message)
+                    .await;
+                continue;
+            }
+            if first && status == WorkspaceStatus::Deleting {
+                self.finish_delete(&id).await;
+                continue;
+            }
+            if first
+                && matches!(
+                    status,
+                    WorkspaceStatus::Stopping | WorkspaceStatus::Restarting
+                )
+            {
+                // Interrupted lifecycle call: take Docker's word below.
+            } else if status.is_transitional() {
+                continue;
+            }
+            let state = match docker.container_state(&name).await {
+                Ok(s) => s,
+                Err(DockerError::Unavailable(_)) => return false,
+                Err(e) => {
+                    tracing::warn!(workspace = %id, error = %e, "cannot inspect");
+                    continue;
+                }
+            };
+            let (next, error) = match (status, state, provisioned) {
+                (WorkspaceStatus::Error, ContainerState::Missing, false) => {
+                    // A failed create: make sure nothing of it is left behind.
+                    self.remove_resources(&id).await;
+                    continue;
+                }
+                (WorkspaceStatus::Error, _, _) => continue,
+                (_, ContainerState::Running, _) => (WorkspaceStatus::Running, None),
+                (_, ContainerState::NotRunning, _) => (WorkspaceStatus::Stopped, None),
+                (_, ContainerState::Missing, _) => (
+                    WorkspaceStatus::Error,
+                    Some("The workspace's container was removed outside SAM; delete the workspace and create it again.".to_string()),
+                ),
+            };
+            if next == status {
+                continue;
+            }
+            let applied = {
+                let mut records = self.inner.records.lock().await;
+                match records.get_mut(&id) {
+                    Some(r) if r.generation == generation => {
+                        r.ws.status = next;
+                        r.ws.error = error.clone();
+                        r.generation += 1;
+                        r.ws.updated_at = crate::now();
+                        if let Err(e) = self.inner.store.put_workspace(&r.row()).await {
+                            tracing::error!(workspace = %id, error = %e, "cannot record a status");
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if applied {
+                let (kind, level, message) = match next {
+                    WorkspaceStatus::Running => (
+                        EventType::WorkspaceRunning,
+                        EventLevel::Info,
+                        "The workspace's container is running again.".to_string(),
+                    ),
+                    WorkspaceStatus::Stopped => (
+                        EventType::WorkspaceStopped,
+                        EventLevel::Warn,
+                        "The workspace's container stopped outside SAM.".to_string(),
+                    ),
+                    _ => (
+                        EventType::WorkspaceError,
+                        EventLevel::Error,
+                        error.unwrap_or_default(),
+                    ),
+                };
+                self.event(&id, kind, level, message).await;
+            }
+        }
+        self.inner
+            .recovered
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.reap_orphans().await;
+        true
+    }
+
+    /// Removes resources labelled for this node that no workspace owns.
+    async fn reap_orphans(&self) {
+        let docker = &self.inner.docker;
+        let Ok(found) = docker.labelled(LABEL_NODE, &self.inner.node_id).await else {
+            return;
+        };
+        let known: std::collections::HashSet<String> =
+            self.inner.records.lock().await.keys().cloned().collect();
+        for (name, ws) in found.containers {
+            if !known.contains(&ws) {
+                tracing::info!(container = %name, "removing an orphaned container");
+                let _ = docker.remove_container(&name).await;
+            }
+        }
+        for (name, ws) in found.networks {
+            if !known.contains(&ws) {
+                tracing::info!(network = %name, "removing an orphaned network");
+                let _ = docker.remove_network(&name).await;
+            }
+        }
+        for (name, ws) in found.volumes {
+            if !known.contains(&ws) {
+                tracing::info!(volume = %name, "removing an orphaned volume");
+                let _ = docker.remove_volume(&name).await;
+            }
+        }
+    }
+}
+
+fn needs_container(r: &Record, what: &str) -> Result<(), ApiError> {
+    if r.runtime.provisioned {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::WorkspaceNotRunning,
+            format!(
+                "The workspace failed to be created, so there is nothing to {what}; delete it and create it again."
+            ),
+        ))
+    }
+}
+
+fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if env.len() > MAX_ENV_ENTRIES {
+        return Err(ApiError::bad_request(format!(
+            "env has more than {MAX_ENV_ENTRIES} entries"
+        )));
+    }
+    let mut bytes = 0;
+    for (k, v) in env {
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ApiError::bad_request(format!(
+                "env name {k:?} is not a valid variable name"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "env {k} contains a NUL byte"
+            )));
+        }
+        bytes += k.len() + v.len();
+    }
+    if bytes > MAX_ENV_BYTES {
+        return Err(ApiError::bad_request("env is larger than 64 KiB"));
+    }
+    Ok(())
+}
