@@ -266,6 +266,16 @@ impl Workspaces {
         }
     }
 
+    /// Calls that need Docker answer `503 docker_unavailable` while it is away,
+    /// instead of accepting work that can only fail.
+    async fn require_docker(&self) -> Result<(), ApiError> {
+        self.inner.docker.version().await.map(|_| ()).map_err(|e| match e {
+            DockerError::Unavailable(_) => ApiError::from(e),
+            // The engine answered, just not with a version: it is there.
+            _ => ApiError::internal("Docker answered the version request with an error"),
+        })
+    }
+
     // ---- create ----
 
     pub async fn create(&self, req: CreateWorkspace) -> Result<Workspace, ApiError> {
@@ -313,6 +323,7 @@ impl Workspaces {
         }
         let env = req.env.unwrap_or_default();
         validate_env(&env)?;
+        self.require_docker().await?;
 
         let now = crate::now();
         let workspace = {
@@ -819,6 +830,7 @@ impl Workspaces {
         if current.status == WorkspaceStatus::Stopped {
             return Ok(current);
         }
+        self.require_docker().await?;
         let (ws, _) = self
             .begin(
                 id,
@@ -869,6 +881,7 @@ impl Workspaces {
 
     pub async fn restart(&self, id: &str) -> Result<Workspace, ApiError> {
         self.get(id).await?;
+        self.require_docker().await?;
         let (ws, before) = self
             .begin(
                 id,
@@ -946,6 +959,7 @@ impl Workspaces {
 
     pub async fn delete(&self, id: &str) -> Result<Workspace, ApiError> {
         self.get(id).await?;
+        self.require_docker().await?;
         let (ws, _) = self
             .begin(id, |_| Ok(()), WorkspaceStatus::Deleting)
             .await?;
