@@ -11,14 +11,18 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
-use sam_protocol::{NodeStreamFrame, WorkspaceStatus};
+use sam_protocol::{EventPage, NodeStreamFrame};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -28,7 +32,12 @@ fn ms(d: Duration) -> f64 {
 /// Waits on the node stream for `kind` about workspace `id`.
 async fn wait_event<S>(stream: &mut S, id: &str, kind: &str)
 where
-    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
 {
     while let Some(Ok(msg)) = stream.next().await {
         if let Ok(text) = msg.to_text()
@@ -38,7 +47,11 @@ where
             if event.kind.as_str() == kind {
                 return;
             }
-            assert!(event.kind.as_str() != "workspace.error", "{}", event.message);
+            assert!(
+                event.kind.as_str() != "workspace.error",
+                "{}",
+                event.message
+            );
         }
     }
     panic!("the event stream ended");
@@ -62,7 +75,10 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let image = test_image();
     let agent = Agent::start_with(Options {
         args: vec!["--max-workspaces".into(), "100".into()],
@@ -75,20 +91,30 @@ async fn main() {
         "authorization",
         format!("Bearer {}", agent.node_token()).parse().unwrap(),
     );
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("events ws");
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("events ws");
     let (_, mut stream) = socket.split();
 
     let keep_alive = "trap 'exit 0' 15; while sleep 1 & wait $!; do :; done";
-    let (mut sam_create, mut sam_stop, mut docker_create, mut docker_stop) = (vec![], vec![], vec![], vec![]);
+    let mut docker_equivalent = vec![];
+    let (mut sam_create, mut sam_stop, mut docker_create, mut docker_stop) =
+        (vec![], vec![], vec![], vec![]);
     for i in 0..rounds {
         // sam-agent: POST /workspaces → workspace.running; POST stop → workspace.stopped.
         let t = Instant::now();
-        let ws = agent.create(json!({"displayName": format!("bench {i}"), "image": image})).await;
+        let ws = agent
+            .create(json!({"displayName": format!("bench {i}"), "image": image}))
+            .await;
         wait_event(&mut stream, &ws.id, "workspace.running").await;
         sam_create.push(ms(t.elapsed()));
         let t = Instant::now();
         let (s, _) = agent
-            .send_json(reqwest::Method::POST, &format!("/workspaces/{}/stop", ws.id), json!({}))
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/workspaces/{}/stop", ws.id),
+                json!({}),
+            )
             .await;
         assert_eq!(s, 202);
         wait_event(&mut stream, &ws.id, "workspace.stopped").await;
@@ -99,7 +125,14 @@ async fn main() {
         let name = format!("sam-bench-{}-{i}", agent.node_id);
         let t = Instant::now();
         let ok = Command::new("docker")
-            .args(["run", "-d", "--name", &name, "--label", &format!("dev.sam.node={}", agent.node_id)])
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                &format!("dev.sam.node={}", agent.node_id),
+            ])
             .args(["--entrypoint", "/bin/sh", &image, "-c", keep_alive])
             .output()
             .expect("docker run")
@@ -108,10 +141,79 @@ async fn main() {
         assert!(ok);
         docker_create.push(ms(t.elapsed()));
         let t = Instant::now();
-        assert!(Command::new("docker").args(["stop", &name]).output().unwrap().status.success());
+        assert!(
+            Command::new("docker")
+                .args(["stop", &name])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
         docker_stop.push(ms(t.elapsed()));
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+
+        // docker CLI doing what a workspace is: network + volume, then run on them.
+        let t = Instant::now();
+        let label = format!("dev.sam.node={}", agent.node_id);
+        let docker_ok = |args: &[&str]| {
+            assert!(
+                Command::new("docker")
+                    .args(args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success(),
+                "docker {args:?}"
+            );
+        };
+        docker_ok(&["network", "create", "--label", &label, &name]);
+        docker_ok(&["volume", "create", "--label", &label, &name]);
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            "--network",
+            &name,
+            "--mount",
+            &format!("type=volume,src={name},dst=/workspaces/x"),
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
+            keep_alive,
+        ]);
+        docker_equivalent.push(ms(t.elapsed()));
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &name])
+            .output();
+        let _ = Command::new("docker")
+            .args(["volume", "rm", &name])
+            .output();
     }
+
+    // Where the time of one create goes: the agent's own step events.
+    let ws = agent.running("timeline").await;
+    let (_, page) = agent
+        .get_json(&format!("/workspaces/{}/events?limit=50", ws.id))
+        .await;
+    let page: EventPage = serde_json::from_value(page).unwrap();
+    let mut events = page.events;
+    events.reverse();
+    let t0 = events.first().map(|e| e.created_at).unwrap();
+    let mut timeline = String::new();
+    for e in &events {
+        timeline.push_str(&format!(
+            "| +{} ms | {} | {} |\n",
+            (e.created_at - t0).num_milliseconds(),
+            e.kind.as_str(),
+            e.message
+        ));
+    }
+    agent.delete(&ws.id).await;
 
     // Idle memory with 10 running workspaces.
     let mut ids = vec![];
@@ -128,7 +230,11 @@ async fn main() {
     // Start to first /health answer.
     let mut starts = vec![];
     for _ in 0..rounds {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(AGENT);
         cmd.env_clear()
@@ -145,7 +251,10 @@ async fn main() {
         let t = Instant::now();
         let mut child = cmd.spawn().expect("spawn");
         loop {
-            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/health")).send().await
+            if let Ok(r) = http
+                .get(format!("http://127.0.0.1:{port}/health"))
+                .send()
+                .await
                 && r.status() == 200
             {
                 break;
@@ -166,11 +275,31 @@ async fn main() {
     println!("## Workspace lifecycle ({rounds} rounds, image {image}, medians)\n");
     println!("| step | sam-agent | docker CLI | ratio | goal |");
     println!("|---|---:|---:|---:|---|");
-    println!("| create → running | {sc:.0} ms | {dc:.0} ms (`docker run -d`) | {:.2}× | ≤ 1.25× |", sc / dc);
-    println!("| stop → stopped | {ss:.0} ms | {ds:.0} ms (`docker stop`) | {:.2}× | |", ss / ds);
+    println!(
+        "| create → running | {sc:.0} ms | {dc:.0} ms (`docker run -d`) | {:.2}× | ≤ 1.25× |",
+        sc / dc
+    );
+    let de = median(&mut docker_equivalent);
+    println!(
+        "| create → running, same network + volume | {sc:.0} ms | {de:.0} ms (`docker network create` + `volume create` + `run -d`) | {:.2}× | |",
+        sc / de
+    );
+    println!(
+        "| stop → stopped | {ss:.0} ms | {ds:.0} ms (`docker stop`) | {:.2}× | |",
+        ss / ds
+    );
     println!();
     println!("| figure | measured | goal |");
     println!("|---|---:|---|");
-    println!("| agent idle RSS, 10 running workspaces | {:.1} MB (PSS {:.1} MB) | < 15 MB |", rss as f64 / 1024.0, pss as f64 / 1024.0);
-    println!("| agent start → first `/health` answer | {:.0} ms (median of {rounds}) | < 100 ms |", median(&mut starts));
+    println!(
+        "| agent idle RSS, 10 running workspaces | {:.1} MB (PSS {:.1} MB) | < 15 MB |",
+        rss as f64 / 1024.0,
+        pss as f64 / 1024.0
+    );
+    println!(
+        "| agent start → first `/health` answer | {:.0} ms (median of {rounds}) | < 100 ms |",
+        median(&mut starts)
+    );
+    println!("\nOne create, step by step (the agent's own events):\n");
+    println!("| at | event | message |\n|---|---|---|\n{timeline}");
 }

@@ -68,7 +68,13 @@ impl TokenVerifier {
         if claims.node != self.node_id {
             return Err(ApiError::unauthorized("The token is for another node."));
         }
-        if claims.exp - claims.iat > TOKEN_MAX_LIFETIME_SECS {
+        // Checked: `exp - iat` of hostile values overflows (a panic in debug builds,
+        // a negative "lifetime" that would pass in release ones).
+        if claims
+            .exp
+            .checked_sub(claims.iat)
+            .is_none_or(|lifetime| lifetime > TOKEN_MAX_LIFETIME_SECS)
+        {
             return Err(ApiError::unauthorized(
                 "The token lives longer than 24 hours; mint a shorter one.",
             ));

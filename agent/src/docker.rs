@@ -452,6 +452,121 @@ impl Engine {
         })
     }
 
+    /// The host PID of a running container's first process.
+    pub async fn container_pid(&self, name: &str) -> Result<Option<u32>> {
+        let c = self.client().await?;
+        match c
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => Ok(info
+                .state
+                .filter(|s| s.running == Some(true))
+                .and_then(|s| s.pid)
+                .filter(|p| *p > 0)
+                .map(|p| p as u32)),
+            Err(e) => match self.fail(e).await {
+                DockerError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Creates an exec (not started yet) and answers its id.
+    pub async fn create_exec(&self, container: &str, config: ExecConfig) -> Result<String> {
+        let c = self.client().await?;
+        match c.create_exec(container, config).await {
+            Ok(r) => Ok(r.id),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
+    /// Starts an exec and hands back its raw, bidirectional stream.
+    ///
+    /// Why not bollard's `start_exec`: its output decoder takes a first byte of 0, 1 or
+    /// 2 for a multiplexing header even in TTY mode, which stalls or garbles a terminal
+    /// that prints such bytes. Here hyper upgrades the connection and the bytes are
+    /// passed through untouched: TTY output as is, non-TTY output still multiplexed
+    /// (8-byte headers), for the caller to split.
+    pub async fn start_exec_raw(&self, exec_id: &str, tty: bool) -> Result<RawStream> {
+        use http_body_util::Full;
+        use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
+
+        let c = self.client().await?;
+        let version = c.client_version();
+        let socket = docker_socket().ok_or_else(|| {
+            DockerError::Failed("terminals need Docker on a unix socket (DOCKER_HOST=unix://…)".into())
+        })?;
+        let unavailable = |e: &dyn std::fmt::Display| DockerError::Unavailable(e.to_string());
+        let stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| unavailable(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let body = format!(r#"{{"Detach":false,"Tty":{tty}}}"#);
+        let request = hyper::Request::post(format!(
+            "/v{}.{}/exec/{exec_id}/start",
+            version.major_version, version.minor_version
+        ))
+        .header(HOST, "docker")
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "tcp")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| DockerError::Failed(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let status = response.status().as_u16();
+        if status != 101 && status != 200 {
+            return Err(match status {
+                404 => DockerError::NotFound(format!("exec {exec_id}")),
+                409 => DockerError::Conflict(format!("exec {exec_id} cannot start")),
+                _ => DockerError::Failed(format!("starting exec {exec_id} answered {status}")),
+            });
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| DockerError::Failed(e.to_string()))?;
+        Ok(hyper_util::rt::TokioIo::new(upgraded))
+    }
+
+    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        let c = self.client().await?;
+        match c
+            .resize_exec(
+                exec_id,
+                bollard::exec::ResizeExecOptions {
+                    height: rows,
+                    width: cols,
+                },
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
+    /// `(running, exit code, host pid)` of an exec.
+    pub async fn inspect_exec(&self, exec_id: &str) -> Result<ExecState> {
+        let c = self.client().await?;
+        match c.inspect_exec(exec_id).await {
+            Ok(i) => Ok(ExecState {
+                running: i.running.unwrap_or(false),
+                exit_code: i.exit_code,
+                pid: i.pid.filter(|p| *p > 0).map(|p| p as u32),
+            }),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
     // ---- labelled resources, for reconciliation ----
 
     /// Names of containers, networks and volumes carrying `label=value`.
@@ -517,6 +632,24 @@ impl Engine {
                 .map(|v| (v.name.clone(), label_of(Some(&v.labels))))
                 .collect(),
         })
+    }
+}
+
+/// A started exec's connection: raw bytes both ways.
+pub type RawStream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExecState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub pid: Option<u32>,
+}
+
+/// The engine's unix socket, as bollard finds it (`DOCKER_HOST`, else the default).
+fn docker_socket() -> Option<std::path::PathBuf> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) => host.strip_prefix("unix://").map(Into::into),
+        Err(_) => Some("/var/run/docker.sock".into()),
     }
 }
 

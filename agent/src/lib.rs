@@ -151,6 +151,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let listen = config.listen;
     let tls = config.tls.clone();
     let state = build_state(config).await?;
+    // Look at Docker once before answering anything, so `GET /node` never says
+    // "unavailable" for an engine that is there (and the monitor's first look does
+    // not record a bogus "came back" event). Bounded: a hung engine delays start-up
+    // by at most this, then the monitor takes over.
+    if let Ok(Ok(version)) =
+        tokio::time::timeout(Duration::from_secs(3), state.engine.version()).await
+    {
+        *state.docker.write().await = DockerStatus {
+            available: true,
+            version: Some(version),
+        };
+    }
     let app = app::router(state.clone());
     let handle = axum_server::Handle::new();
 

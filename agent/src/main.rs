@@ -57,6 +57,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Unusable TLS files are bad configuration: one line and status 2, before the
+    // agent opens its database or records that it started.
+    if let Some((cert, key)) = &config.tls
+        && let Err(e) = runtime.block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
+            cert, key,
+        ))
+    {
+        eprintln!(
+            "sam-agent: error: --tls-cert {} and --tls-key {} cannot be used together as a TLS certificate and key: {e}",
+            cert.display(),
+            key.display()
+        );
+        return ExitCode::from(2);
+    }
     match runtime.block_on(sam_agent::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,7 +15,11 @@ fn sh(cmd: &str) -> (bool, String) {
     let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -55,7 +59,12 @@ async fn workspaces_cannot_reach_the_metadata_address() {
     let agent = Agent::start().await;
     let ws = agent.running("metadata").await;
     let container = format!("sam-ws-{}", ws.id);
-    let (ok, ip) = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
+    let (ok, ip) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &container,
+    ]);
     assert!(ok, "{ip}");
     let ip = ip.trim().to_string();
 
@@ -74,9 +83,13 @@ async fn workspaces_cannot_reach_the_metadata_address() {
     let host_if = &cloud.host_if;
     let ns_if = format!("smn{tag}");
     must(&format!("ip netns add {ns}"));
-    must(&format!("ip link add {host_if} type veth peer name {ns_if}"));
+    must(&format!(
+        "ip link add {host_if} type veth peer name {ns_if}"
+    ));
     must(&format!("ip link set {ns_if} netns {ns}"));
-    must(&format!("ip addr add {host_ip}/30 dev {host_if} && ip link set {host_if} up"));
+    must(&format!(
+        "ip addr add {host_ip}/30 dev {host_if} && ip link set {host_if} up"
+    ));
     must(&format!(
         "ip -n {ns} addr add {ns_ip}/30 dev {ns_if} && ip -n {ns} link set {ns_if} up && ip -n {ns} link set lo up \
          && ip -n {ns} addr add 169.254.169.254/32 dev lo && ip -n {ns} addr add 169.254.169.253/32 dev lo \
@@ -88,19 +101,30 @@ async fn workspaces_cannot_reach_the_metadata_address() {
         "ip netns exec {ns} busybox httpd -p 80 -h {}",
         www.path().display()
     ));
-    must(&format!("ip route add 169.254.169.0/24 via {ns_ip} dev {host_if} table {table}"));
+    must(&format!(
+        "ip route add 169.254.169.0/24 via {ns_ip} dev {host_if} table {table}"
+    ));
     must(&format!("ip rule add {rule}"));
 
     // The control address in the same fake cloud answers: the path works…
     // busybox's static wget crashes in glibc's resolver here; nc speaks HTTP fine.
     let get = |addr: &str| format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {addr} 80");
     let (ok, out) = docker_exec(&ws.id, None, &get("169.254.169.253"));
-    assert!(ok && out.contains("fake-metadata"), "control address unreachable: {out}");
+    assert!(
+        ok && out.contains("fake-metadata"),
+        "control address unreachable: {out}"
+    );
     // …and the metadata address does not, refused by the agent's rule.
     let before = rule_packets();
     let (ok, out) = docker_exec(&ws.id, None, &get("169.254.169.254"));
-    assert!(!ok && !out.contains("fake-metadata"), "metadata address reachable: {out}");
-    assert!(rule_packets() > before, "the agent's REJECT rule did not match");
+    assert!(
+        !ok && !out.contains("fake-metadata"),
+        "metadata address reachable: {out}"
+    );
+    assert!(
+        rule_packets() > before,
+        "the agent's REJECT rule did not match"
+    );
 
     drop(cloud);
     agent.delete(&ws.id).await;

@@ -57,9 +57,8 @@ async fn delete_all(agent: &Agent, ids: &[String]) {
 #[tokio::test]
 async fn concurrent_creates_with_one_name_end_distinct() {
     let agent = Agent::start().await;
-    let creates = (0..10).map(|_| {
-        agent.create(json!({"displayName": "api", "image": test_image()}))
-    });
+    let creates =
+        (0..10).map(|_| agent.create(json!({"displayName": "api", "image": test_image()})));
     let created: Vec<Workspace> = futures::future::join_all(creates).await;
 
     let names: BTreeSet<String> = created.iter().map(|w| w.display_name.clone()).collect();
@@ -83,7 +82,11 @@ async fn concurrent_creates_with_one_name_end_distinct() {
         assert_eq!(w.node_id, agent.node_id);
     }
     let ids: Vec<String> = created.iter().map(|w| w.id.clone()).collect();
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 10, "distinct ids");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        10,
+        "distinct ids"
+    );
 
     // The default limit is 10 workspaces: an eleventh is refused.
     let (status, body) = create_raw(&agent, "api").await;
@@ -269,7 +272,10 @@ async fn workspace_limit_from_flag_then_patch_survives_restart() {
         assert_error(status, &body, 400, "invalid_request");
     }
     let (_, node) = agent.get_json("/node").await;
-    assert_eq!(node["limits"], json!({"maxWorkspaces": 2, "maxSessionsPerWorkspace": 5}));
+    assert_eq!(
+        node["limits"],
+        json!({"maxWorkspaces": 2, "maxSessionsPerWorkspace": 5})
+    );
 
     // Raise it: 200 with the node as GET /node answers it.
     let (status, body) = agent
@@ -295,7 +301,10 @@ async fn workspace_limit_from_flag_then_patch_survives_restart() {
     // The PATCHed limit beats the flag (still --max-workspaces 2) after a restart.
     agent.restart().await;
     let (_, node) = agent.get_json("/node").await;
-    assert_eq!(node["limits"], json!({"maxWorkspaces": 3, "maxSessionsPerWorkspace": 5}));
+    assert_eq!(
+        node["limits"],
+        json!({"maxWorkspaces": 3, "maxSessionsPerWorkspace": 5})
+    );
     assert_eq!(node["workspaces"]["total"], 3);
     let (status, body) = create_raw(&agent, "four").await;
     assert_error(status, &body, 409, "workspace_limit_reached");
@@ -309,7 +318,10 @@ async fn workspace_limit_from_flag_then_patch_survives_restart() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["limits"], json!({"maxWorkspaces": 3, "maxSessionsPerWorkspace": 7}));
+    assert_eq!(
+        body["limits"],
+        json!({"maxWorkspaces": 3, "maxSessionsPerWorkspace": 7})
+    );
 
     // Deleting one makes room again.
     agent.delete(&one.id).await;

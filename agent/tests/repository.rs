@@ -60,7 +60,11 @@ async fn clones_a_branch_and_honours_devcontainer_json() {
     assert_eq!(ws.project_path, "/workspaces/my-repo");
     assert_eq!(ws.image, test_image());
 
-    let (ok, out) = docker_exec(&ws.id, None, "cd /workspaces/my-repo && cat feature.txt README.md && echo $GREETING && stat -c %u feature.txt . && cat .lifecycle");
+    let (ok, out) = docker_exec(
+        &ws.id,
+        None,
+        "cd /workspaces/my-repo && cat feature.txt README.md && echo $GREETING && stat -c %u feature.txt . && cat .lifecycle",
+    );
     assert!(ok, "{out}");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -78,7 +82,9 @@ async fn clones_a_branch_and_honours_devcontainer_json() {
     // The token was for the clone only.
     let (ok, config) = docker_exec(&ws.id, None, "cat /workspaces/my-repo/.git/config");
     assert!(ok && !config.contains("SECRET"), "{config}");
-    let (_, events) = agent.get_json(&format!("/workspaces/{}/events?limit=500", ws.id)).await;
+    let (_, events) = agent
+        .get_json(&format!("/workspaces/{}/events?limit=500", ws.id))
+        .await;
     assert!(!events.to_string().contains("SECRET"));
     assert!(!agent.log().contains("SECRET"));
     let db = std::fs::read(agent.data_dir().join("agent.db")).unwrap();
@@ -86,12 +92,19 @@ async fn clones_a_branch_and_honours_devcontainer_json() {
 
     // postStartCommand runs again on every start, postCreateCommand once.
     let (s, _) = agent
-        .send_json(reqwest::Method::POST, &format!("/workspaces/{}/restart", ws.id), json!({}))
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/workspaces/{}/restart", ws.id),
+            json!({}),
+        )
         .await;
     assert_eq!(s, 202);
     agent.wait_for(&ws.id, WorkspaceStatus::Running).await;
     let (_, out) = docker_exec(&ws.id, None, "cat /workspaces/my-repo/.lifecycle");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["created", "started", "dev", "started", "dev"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["created", "started", "dev", "started", "dev"]
+    );
 
     agent.delete(&ws.id).await;
     assert_eq!(agent.docker_leftovers(), (vec![], vec![], vec![]));
@@ -118,14 +131,23 @@ async fn builds_the_dockerfile_and_keeps_the_image_command_when_asked() {
             ("marker.txt", "from the context\n"),
         ],
     );
-    let ws = agent.create(json!({"displayName": "built", "repository": url})).await;
+    let ws = agent
+        .create(json!({"displayName": "built", "repository": url}))
+        .await;
     let ws = agent.wait_for(&ws.id, WorkspaceStatus::Running).await;
     assert_eq!(ws.image, format!("sam-ws-{}:latest", ws.id));
     let (ok, out) = docker_exec(&ws.id, None, "cat /built.txt /marker.txt");
     assert!(ok, "{out}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["built-arg", "from the context"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["built-arg", "from the context"]
+    );
     let (_, path) = docker(&["inspect", "-f", "{{.Path}}", &format!("sam-ws-{}", ws.id)]);
-    assert_eq!(path.trim(), "sleep", "overrideCommand false keeps the image's command");
+    assert_eq!(
+        path.trim(),
+        "sleep",
+        "overrideCommand false keeps the image's command"
+    );
 
     agent.delete(&ws.id).await;
     let (exists, _) = docker(&["image", "inspect", &ws.image]);
@@ -150,7 +172,10 @@ async fn failing_lifecycle_commands_and_escaping_contexts_leave_nothing_behind()
     let escaping_url = git_repo(
         escaping.path(),
         &[
-            (".devcontainer/devcontainer.json", r#"{"build": {"dockerfile": "Dockerfile", "context": "../../.."}}"#),
+            (
+                ".devcontainer/devcontainer.json",
+                r#"{"build": {"dockerfile": "Dockerfile", "context": "../../.."}}"#,
+            ),
             (".devcontainer/Dockerfile", "FROM scratch\n"),
         ],
     );
@@ -162,11 +187,18 @@ async fn failing_lifecycle_commands_and_escaping_contexts_leave_nothing_behind()
         (escaping_url, "outside the repository"),
         (broken_url, "devcontainer.json"),
     ] {
-        let ws = agent.create(json!({"displayName": "bad", "repository": url})).await;
+        let ws = agent
+            .create(json!({"displayName": "bad", "repository": url}))
+            .await;
         let ws = agent.wait_for(&ws.id, WorkspaceStatus::Error).await;
         let error = ws.error.unwrap_or_default();
-        assert!(error.contains(expected), "{error:?} should mention {expected:?}");
-        let (_, events) = agent.get_json(&format!("/workspaces/{}/events", ws.id)).await;
+        assert!(
+            error.contains(expected),
+            "{error:?} should mention {expected:?}"
+        );
+        let (_, events) = agent
+            .get_json(&format!("/workspaces/{}/events", ws.id))
+            .await;
         let last_error = events["events"]
             .as_array()
             .unwrap()

@@ -144,8 +144,10 @@ struct Inner {
     docker: Engine,
     limits: Arc<RwLock<Limits>>,
     records: Mutex<BTreeMap<String, Record>>,
-    /// Start-up work (interrupted creates and deletes) is done once Docker answers.
-    recovered: std::sync::atomic::AtomicBool,
+    /// Workspaces found mid-lifecycle at start-up (the agent stopped while creating,
+    /// stopping, restarting or deleting them): reconciliation finishes or undoes
+    /// that work once Docker answers. Calls made after start-up are not in here.
+    interrupted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Workspaces {
@@ -173,6 +175,11 @@ impl Workspaces {
                 },
             );
         }
+        let interrupted = records
+            .values()
+            .filter(|r| r.ws.status.is_transitional())
+            .map(|r| r.ws.id.clone())
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 node_id,
@@ -182,8 +189,8 @@ impl Workspaces {
                 events,
                 docker,
                 limits,
+                interrupted: std::sync::Mutex::new(interrupted),
                 records: Mutex::new(records),
-                recovered: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -269,11 +276,16 @@ impl Workspaces {
     /// Calls that need Docker answer `503 docker_unavailable` while it is away,
     /// instead of accepting work that can only fail.
     async fn require_docker(&self) -> Result<(), ApiError> {
-        self.inner.docker.version().await.map(|_| ()).map_err(|e| match e {
-            DockerError::Unavailable(_) => ApiError::from(e),
-            // The engine answered, just not with a version: it is there.
-            _ => ApiError::internal("Docker answered the version request with an error"),
-        })
+        self.inner
+            .docker
+            .version()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                DockerError::Unavailable(_) => ApiError::from(e),
+                // The engine answered, just not with a version: it is there.
+                _ => ApiError::internal("Docker answered the version request with an error"),
+            })
     }
 
     // ---- create ----
@@ -1070,12 +1082,9 @@ impl Workspaces {
                 })
                 .collect()
         };
-        let first = !self
-            .inner
-            .recovered
-            .load(std::sync::atomic::Ordering::SeqCst);
         for (id, status, provisioned, generation) in snapshot {
             let name = resource_name(&id);
+            let first = self.take_interrupted(&id);
             if first && status == WorkspaceStatus::Creating {
                 // The agent stopped while creating: undo, and say so.
                 self.remove_resources(&id).await;
@@ -1102,7 +1111,12 @@ impl Workspaces {
             }
             let state = match docker.container_state(&name).await {
                 Ok(s) => s,
-                Err(DockerError::Unavailable(_)) => return false,
+                Err(DockerError::Unavailable(_)) => {
+                    if first && let Ok(mut set) = self.inner.interrupted.lock() {
+                        set.insert(id);
+                    }
+                    return false;
+                }
                 Err(e) => {
                     tracing::warn!(workspace = %id, error = %e, "cannot inspect");
                     continue;
@@ -1162,11 +1176,17 @@ impl Workspaces {
                 self.event(&id, kind, level, message).await;
             }
         }
-        self.inner
-            .recovered
-            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.reap_orphans().await;
         true
+    }
+
+    /// Whether `id` was interrupted at start-up (answered once).
+    fn take_interrupted(&self, id: &str) -> bool {
+        self.inner
+            .interrupted
+            .lock()
+            .map(|mut set| set.remove(id))
+            .unwrap_or(false)
     }
 
     /// Removes resources labelled for this node that no workspace owns.

@@ -345,16 +345,22 @@ pub fn docker_labelled(label: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
-        // Whatever a failed test left behind goes, so runs do not pile up.
-        let (containers, networks, volumes) = self.docker_leftovers();
-        for c in containers {
-            let _ = docker(&["rm", "-f", &c]);
-        }
-        for n in networks {
-            let _ = docker(&["network", "rm", &n]);
-        }
-        for v in volumes {
-            let _ = docker(&["volume", "rm", "-f", &v]);
+        // Whatever a failed test left behind goes, so runs do not pile up. Twice:
+        // Docker may still finish requests the killed agent had in flight.
+        for pass in 0..2 {
+            if pass == 1 {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let (containers, networks, volumes) = self.docker_leftovers();
+            for c in containers {
+                let _ = docker(&["rm", "-f", &c]);
+            }
+            for n in networks {
+                let _ = docker(&["network", "rm", &n]);
+            }
+            for v in volumes {
+                let _ = docker(&["volume", "rm", "-f", &v]);
+            }
         }
     }
 }

@@ -1,0 +1,287 @@
+//! Terminals: a PTY in a workspace container (a Docker exec with a TTY), its
+//! scrollback ring, and any number of viewers (CONTRACT §7, terminal socket).
+//!
+//! A terminal lives in the registry, not in a socket: closing a socket never ends
+//! it; its process exiting, `DELETE`, or its workspace stopping does. One reader
+//! task per terminal pushes each output chunk into the ring and onto a broadcast
+//! channel under one lock; a viewer subscribes and copies the ring under the same
+//! lock, so replay and live output neither overlap nor leave a gap.
+//!
+//! The seam for holders (terminals that outlive the agent): a [`Terminal`] is a
+//! byte stream in, a byte stream + exit code out, plus resize and kill. Only
+//! [`Terminal::start`] knows the bytes come from a Docker exec.
+
+pub mod ring;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::models::ExecConfig;
+use bytes::{Bytes, BytesMut};
+use sam_protocol::{Terminal as TerminalInfo, Timestamp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::broadcast;
+
+use crate::docker::{DockerError, Engine, RawStream};
+use ring::Ring;
+
+/// Scrollback kept per terminal (the contract asks for at least 1 MiB).
+pub const RING_BYTES: usize = 2 << 20;
+/// Output chunks a viewer may fall behind before it is disconnected.
+const VIEWER_BACKLOG: usize = 256;
+/// Largest read from the PTY at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What viewers receive, in order.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Bytes(Bytes),
+    Exit(i32),
+}
+
+struct Screen {
+    ring: Ring,
+    exit: Option<i32>,
+}
+
+pub struct Terminal {
+    pub id: String,
+    pub workspace_id: String,
+    pub created_at: Timestamp,
+    exec_id: String,
+    engine: Engine,
+    size: Mutex<(u16, u16)>,
+    screen: Mutex<Screen>,
+    live: broadcast::Sender<Output>,
+    input: tokio::sync::Mutex<WriteHalf<RawStream>>,
+}
+
+/// Where and as whom a terminal's process runs.
+pub struct Launch {
+    pub container: String,
+    pub user: Option<String>,
+    pub workdir: String,
+    pub argv: Vec<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent (plain
+    // copies), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Terminal {
+    /// Starts the process and its reader task.
+    pub async fn start(
+        engine: Engine,
+        id: String,
+        workspace_id: String,
+        launch: Launch,
+    ) -> Result<Arc<Terminal>, DockerError> {
+        let config = ExecConfig {
+            cmd: Some(launch.argv),
+            user: launch.user,
+            working_dir: Some(launch.workdir),
+            env: Some(vec![
+                "TERM=xterm-256color".into(),
+                "COLORTERM=truecolor".into(),
+            ]),
+            tty: Some(true),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec_id = engine.create_exec(&launch.container, config).await?;
+        let stream = engine.start_exec_raw(&exec_id, true).await?;
+        let (mut reader, writer) = tokio::io::split(stream);
+        let (live, _) = broadcast::channel(VIEWER_BACKLOG);
+        let terminal = Arc::new(Terminal {
+            id,
+            workspace_id,
+            created_at: crate::now(),
+            exec_id,
+            engine,
+            size: Mutex::new((launch.cols, launch.rows)),
+            screen: Mutex::new(Screen {
+                ring: Ring::new(RING_BYTES),
+                exit: None,
+            }),
+            live,
+            input: tokio::sync::Mutex::new(writer),
+        });
+        if let Err(e) = terminal.resize(launch.cols, launch.rows).await {
+            tracing::debug!(terminal = %terminal.id, error = %e, "first resize failed");
+        }
+        let t = terminal.clone();
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            loop {
+                buf.reserve(READ_CHUNK);
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let chunk = buf.split().freeze();
+                        let mut screen = lock(&t.screen);
+                        screen.ring.push(&chunk);
+                        let _ = t.live.send(Output::Bytes(chunk));
+                    }
+                }
+            }
+            let code = t.exit_code().await;
+            let mut screen = lock(&t.screen);
+            screen.exit = Some(code);
+            let _ = t.live.send(Output::Exit(code));
+        });
+        Ok(terminal)
+    }
+
+    /// The exit status once the process is gone: its own, or 128 + signal.
+    async fn exit_code(&self) -> i32 {
+        for _ in 0..50 {
+            match self.engine.inspect_exec(&self.exec_id).await {
+                Ok(s) if !s.running => {
+                    return s.exit_code.map(|c| c as i32).unwrap_or(128 + 9);
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => break,
+            }
+        }
+        128 + 9
+    }
+
+    pub fn info(&self) -> TerminalInfo {
+        let (cols, rows) = *lock(&self.size);
+        let exit = lock(&self.screen).exit;
+        TerminalInfo {
+            id: self.id.clone(),
+            cols,
+            rows,
+            created_at: self.created_at,
+            exited: exit.is_some(),
+            exit_code: exit,
+        }
+    }
+
+    /// The scrollback and a subscription to what follows it, taken atomically.
+    pub fn attach(&self) -> (Vec<u8>, Option<i32>, broadcast::Receiver<Output>) {
+        let screen = lock(&self.screen);
+        let rx = self.live.subscribe();
+        (screen.ring.to_vec(), screen.exit, rx)
+    }
+
+    pub async fn write(&self, data: &[u8]) -> std::io::Result<()> {
+        let mut input = self.input.lock().await;
+        input.write_all(data).await?;
+        input.flush().await
+    }
+
+    pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), DockerError> {
+        *lock(&self.size) = (cols, rows);
+        self.engine.resize_exec(&self.exec_id, cols, rows).await
+    }
+
+    /// Ends the process: SIGHUP to its process group, SIGKILL if it lingers.
+    pub async fn kill(&self) {
+        let Ok(state) = self.engine.inspect_exec(&self.exec_id).await else {
+            return;
+        };
+        let Some(pid) = state.pid.filter(|_| state.running) else {
+            return;
+        };
+        let signal = |sig| {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process_group(pid, sig);
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        };
+        signal(rustix::process::Signal::HUP);
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if lock(&self.screen).exit.is_some() {
+                return;
+            }
+        }
+        signal(rustix::process::Signal::KILL);
+    }
+}
+
+/// Every terminal on the node, by id.
+#[derive(Clone, Default)]
+pub struct Terminals {
+    by_id: Arc<Mutex<HashMap<String, Arc<Terminal>>>>,
+}
+
+impl Terminals {
+    pub fn insert(&self, terminal: Arc<Terminal>) {
+        lock(&self.by_id).insert(terminal.id.clone(), terminal);
+    }
+
+    pub fn get(&self, workspace: &str, id: &str) -> Option<Arc<Terminal>> {
+        lock(&self.by_id)
+            .get(id)
+            .filter(|t| t.workspace_id == workspace)
+            .cloned()
+    }
+
+    pub fn list(&self, workspace: &str) -> Vec<TerminalInfo> {
+        let mut list: Vec<TerminalInfo> = lock(&self.by_id)
+            .values()
+            .filter(|t| t.workspace_id == workspace)
+            .map(|t| t.info())
+            .collect();
+        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        list
+    }
+
+    pub fn remove(&self, workspace: &str, id: &str) -> Option<Arc<Terminal>> {
+        let mut map = lock(&self.by_id);
+        if map.get(id).is_some_and(|t| t.workspace_id == workspace) {
+            map.remove(id)
+        } else {
+            None
+        }
+    }
+
+    /// A workspace stops, restarts or goes: its terminals end and leave the list.
+    pub async fn end_workspace(&self, workspace: &str) {
+        let ended: Vec<Arc<Terminal>> = {
+            let mut map = lock(&self.by_id);
+            let ids: Vec<String> = map
+                .values()
+                .filter(|t| t.workspace_id == workspace)
+                .map(|t| t.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        futures::future::join_all(ended.iter().map(|t| t.kill())).await;
+    }
+}
+
+/// The login shell of `user` in the container whose first process is `pid`, read
+/// from its /etc/passwd through /proc (no tools needed in the image).
+pub fn login_shell(pid: u32, user: &str) -> String {
+    let root = format!("/proc/{pid}/root");
+    let passwd = std::fs::read_to_string(format!("{root}/etc/passwd")).unwrap_or_default();
+    let user = if user.is_empty() { "root" } else { user };
+    let (name, uid) = match user.split_once(':') {
+        Some((u, _)) => (u, u),
+        None => (user, user),
+    };
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && (f[0] == name || f[2] == uid))
+        .map(|f| f[6].to_string())
+        .filter(|shell| {
+            shell.starts_with('/')
+                && std::fs::symlink_metadata(format!("{root}{shell}")).is_ok()
+                && !shell.ends_with("/nologin")
+                && !shell.ends_with("/false")
+        })
+        .unwrap_or_else(|| "/bin/sh".into())
+}
