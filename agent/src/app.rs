@@ -6,7 +6,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, middleware};
 use sam_protocol::Health;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::auth::{self, NodeAccess};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::state::AppState;
-use crate::{node, workspaces};
+use crate::{exec, files, node, ports, terminals, workspaces};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -40,6 +40,38 @@ pub fn router(state: AppState) -> Router {
             post(workspaces::routes::restart),
         )
         .route("/workspaces/{id}/events", get(workspaces::routes::events))
+        .route(
+            "/workspaces/{id}/terminals",
+            get(terminals::routes::list).post(terminals::routes::create),
+        )
+        .route(
+            "/workspaces/{id}/terminals/{tid}",
+            axum::routing::delete(terminals::routes::delete),
+        )
+        .route(
+            "/workspaces/{id}/terminals/{tid}/ws",
+            get(terminals::routes::socket),
+        )
+        .route("/workspaces/{id}/exec/ws", get(exec::socket))
+        .route("/workspaces/{id}/ports", get(ports::proxy::list))
+        .route("/workspaces/{id}/ports/{port}", any(ports::proxy::http))
+        .route("/workspaces/{id}/ports/{port}/", any(ports::proxy::http))
+        .route(
+            "/workspaces/{id}/ports/{port}/tcp",
+            get(ports::proxy::tunnel),
+        )
+        .route(
+            "/workspaces/{id}/ports/{port}/{*path}",
+            any(ports::proxy::http),
+        )
+        .route(
+            "/workspaces/{id}/files",
+            get(files::routes::get)
+                .put(files::routes::put)
+                .delete(files::routes::delete),
+        )
+        .route("/workspaces/{id}/files/mkdir", post(files::routes::mkdir))
+        .route("/workspaces/{id}/files/move", post(files::routes::rename))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -495,7 +495,9 @@ impl Engine {
         let c = self.client().await?;
         let version = c.client_version();
         let socket = docker_socket().ok_or_else(|| {
-            DockerError::Failed("terminals need Docker on a unix socket (DOCKER_HOST=unix://…)".into())
+            DockerError::Failed(
+                "terminals need Docker on a unix socket (DOCKER_HOST=unix://…)".into(),
+            )
         })?;
         let unavailable = |e: &dyn std::fmt::Display| DockerError::Unavailable(e.to_string());
         let stream = tokio::net::UnixStream::connect(&socket)

@@ -6,11 +6,16 @@ pub mod config;
 pub mod docker;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod extract;
+pub mod files;
 pub mod firewall;
 pub mod node;
+pub mod passwd;
+pub mod ports;
 pub mod state;
 pub mod store;
+pub mod terminals;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -84,9 +89,16 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             available: false,
             version: None,
         })),
+        terminals: terminals::Terminals::default(),
         started_at: now(),
         shutdown: CancellationToken::new(),
     };
+    // What runs inside a workspace ends before its container stops.
+    let terminals = state.terminals.clone();
+    state.workspaces.on_end(Arc::new(move |id, _reason| {
+        let terminals = terminals.clone();
+        Box::pin(async move { terminals.end_workspace(&id).await })
+    }));
     Ok(state)
 }
 

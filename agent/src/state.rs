@@ -22,6 +22,7 @@ pub struct AppState {
     /// Limits in force: the flags, or what `PATCH /node` set since.
     pub limits: Arc<RwLock<Limits>>,
     pub engine: crate::docker::Engine,
+    pub terminals: crate::terminals::Terminals,
     /// Docker as last seen by the monitor.
     pub docker: Arc<RwLock<DockerStatus>>,
     pub started_at: Timestamp,

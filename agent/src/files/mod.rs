@@ -39,9 +39,9 @@ impl FileError {
             // cap-std answers an escape (`..`, symlinks out) with PermissionDenied.
             io::ErrorKind::PermissionDenied => FileError::Escapes,
             io::ErrorKind::AlreadyExists => FileError::Conflict(format!("{path:?} already exists")),
-            io::ErrorKind::DirectoryNotEmpty => {
-                FileError::Conflict(format!("{path:?} is a folder that is not empty; pass recursive=true"))
-            }
+            io::ErrorKind::DirectoryNotEmpty => FileError::Conflict(format!(
+                "{path:?} is a folder that is not empty; pass recursive=true"
+            )),
             _ => FileError::Io(e),
         }
     }
@@ -54,7 +54,9 @@ pub fn relative(path: &str) -> Result<PathBuf, FileError> {
         return Err(FileError::BadPath("the path contains a NUL byte".into()));
     }
     if path.len() > 4096 {
-        return Err(FileError::BadPath("the path is longer than 4096 bytes".into()));
+        return Err(FileError::BadPath(
+            "the path is longer than 4096 bytes".into(),
+        ));
     }
     let p = Path::new(path);
     if p.is_absolute() {
@@ -95,10 +97,17 @@ impl Folder {
 
     pub fn read(&self, path: &str) -> Result<Read, FileError> {
         let rel = relative(path)?;
-        let meta = self.dir.metadata(&rel).map_err(|e| FileError::from_io(e, path))?;
+        let meta = self
+            .dir
+            .metadata(&rel)
+            .map_err(|e| FileError::from_io(e, path))?;
         if meta.is_dir() {
             let mut entries = Vec::new();
-            for entry in self.dir.read_dir(&rel).map_err(|e| FileError::from_io(e, path))? {
+            for entry in self
+                .dir
+                .read_dir(&rel)
+                .map_err(|e| FileError::from_io(e, path))?
+            {
                 let entry = entry?;
                 let meta = entry.metadata()?;
                 let kind = if meta.file_type().is_symlink() {
@@ -111,14 +120,21 @@ impl Folder {
                 entries.push(FileEntry {
                     name: entry.file_name().to_string_lossy().into_owned(),
                     kind,
-                    size: if kind == EntryKind::File { meta.len() } else { 0 },
+                    size: if kind == EntryKind::File {
+                        meta.len()
+                    } else {
+                        0
+                    },
                     modified_at: modified(&meta),
                 });
             }
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             return Ok(Read::Dir(entries));
         }
-        let file = self.dir.open(&rel).map_err(|e| FileError::from_io(e, path))?;
+        let file = self
+            .dir
+            .open(&rel)
+            .map_err(|e| FileError::from_io(e, path))?;
         Ok(Read::File {
             len: meta.len(),
             file: file.into_std(),
@@ -148,8 +164,16 @@ impl Folder {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if !self.dir.metadata(&so_far).map_err(|e| FileError::from_io(e, path))?.is_dir() {
-                        return Err(FileError::Conflict(format!("{:?} is a file", so_far.display().to_string())));
+                    if !self
+                        .dir
+                        .metadata(&so_far)
+                        .map_err(|e| FileError::from_io(e, path))?
+                        .is_dir()
+                    {
+                        return Err(FileError::Conflict(format!(
+                            "{:?} is a file",
+                            so_far.display().to_string()
+                        )));
                     }
                 }
                 Err(e) => return Err(FileError::from_io(e, path)),
@@ -176,14 +200,17 @@ impl Folder {
         let tmp = parent.join(format!(".{name}.sam-{:08x}.tmp", rand::random::<u32>()));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
-        let file = self.dir.open_with(&tmp, &options).map_err(|e| FileError::from_io(e, path))?;
+        let file = self
+            .dir
+            .open_with(&tmp, &options)
+            .map_err(|e| FileError::from_io(e, path))?;
         let mut file = file.into_std();
-        let written = file
-            .write_all(data)
-            .and_then(|()| file.sync_all());
+        let written = file.write_all(data).and_then(|()| file.sync_all());
         self.chown(&file);
         if let Err(e) = written.map_err(FileError::Io).and_then(|()| {
-            self.dir.rename(&tmp, &self.dir, &rel).map_err(|e| FileError::from_io(e, path))
+            self.dir
+                .rename(&tmp, &self.dir, &rel)
+                .map_err(|e| FileError::from_io(e, path))
         }) {
             let _ = self.dir.remove_file(&tmp);
             return Err(e);
@@ -194,9 +221,14 @@ impl Folder {
     pub fn delete(&self, path: &str, recursive: bool) -> Result<(), FileError> {
         let rel = relative(path)?;
         if rel == Path::new(".") {
-            return Err(FileError::BadPath("the project folder itself cannot be deleted".into()));
+            return Err(FileError::BadPath(
+                "the project folder itself cannot be deleted".into(),
+            ));
         }
-        let meta = self.dir.symlink_metadata(&rel).map_err(|e| FileError::from_io(e, path))?;
+        let meta = self
+            .dir
+            .symlink_metadata(&rel)
+            .map_err(|e| FileError::from_io(e, path))?;
         let result = if meta.is_dir() {
             if recursive {
                 self.dir.remove_dir_all(&rel)
@@ -207,9 +239,11 @@ impl Folder {
             self.dir.remove_file(&rel)
         };
         result.map_err(|e| match e.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::NOTEMPTY.raw_os_error() => FileError::Conflict(
-                format!("{path:?} is a folder that is not empty; pass recursive=true"),
-            ),
+            Some(code) if code == rustix::io::Errno::NOTEMPTY.raw_os_error() => {
+                FileError::Conflict(format!(
+                    "{path:?} is a folder that is not empty; pass recursive=true"
+                ))
+            }
             _ => FileError::from_io(e, path),
         })
     }
@@ -217,9 +251,13 @@ impl Folder {
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FileError> {
         let (src, dst) = (relative(from)?, relative(to)?);
         if src == Path::new(".") || dst == Path::new(".") {
-            return Err(FileError::BadPath("the project folder itself cannot be moved".into()));
+            return Err(FileError::BadPath(
+                "the project folder itself cannot be moved".into(),
+            ));
         }
-        self.dir.symlink_metadata(&src).map_err(|e| FileError::from_io(e, from))?;
+        self.dir
+            .symlink_metadata(&src)
+            .map_err(|e| FileError::from_io(e, from))?;
         if self.dir.symlink_metadata(&dst).is_ok() {
             return Err(FileError::Conflict(format!("{to:?} already exists")));
         }
@@ -248,7 +286,14 @@ mod tests {
         std::os::unix::fs::symlink("../secret", project.join("up")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", project.join("abs")).unwrap();
         std::os::unix::fs::symlink(dir.path(), project.join("outdir")).unwrap();
-        for path in ["../secret", "a/../../secret", "/etc/passwd", "up", "abs", "outdir/secret"] {
+        for path in [
+            "../secret",
+            "a/../../secret",
+            "/etc/passwd",
+            "up",
+            "abs",
+            "outdir/secret",
+        ] {
             assert!(
                 matches!(f.read(path), Err(FileError::Escapes)),
                 "{path} was not refused"
@@ -265,15 +310,28 @@ mod tests {
         let (_dir, f) = folder();
         f.write("src/main.rs", b"fn main() {}").unwrap();
         f.write("src/main.rs", b"fn main() { }").unwrap();
-        let Read::Dir(entries) = f.read("src").unwrap() else { panic!("a dir") };
+        let Read::Dir(entries) = f.read("src").unwrap() else {
+            panic!("a dir")
+        };
         assert_eq!(entries.len(), 1, "no temporary files left: {entries:?}");
         assert_eq!(entries[0].name, "main.rs");
         assert_eq!(entries[0].size, 13);
-        assert!(matches!(f.delete("src", false), Err(FileError::Conflict(_))));
+        assert!(matches!(
+            f.delete("src", false),
+            Err(FileError::Conflict(_))
+        ));
         f.rename("src/main.rs", "lib.rs").unwrap();
-        assert!(matches!(f.rename("lib.rs", "src"), Err(FileError::Conflict(_))));
+        assert!(matches!(
+            f.rename("lib.rs", "src"),
+            Err(FileError::Conflict(_))
+        ));
         f.delete("src", false).unwrap();
-        let Read::Dir(entries) = f.read("").unwrap() else { panic!("a dir") };
-        assert_eq!(entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["lib.rs"]);
+        let Read::Dir(entries) = f.read("").unwrap() else {
+            panic!("a dir")
+        };
+        assert_eq!(
+            entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            ["lib.rs"]
+        );
     }
 }

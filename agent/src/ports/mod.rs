@@ -79,7 +79,9 @@ pub async fn connect(pid: u32, port: u16) -> Result<tokio::net::TcpStream, Conne
     let stream = rx
         .await
         .map_err(|_| ConnectError::Namespace(io::Error::other("connect thread died")))??;
-    stream.set_nonblocking(true).map_err(ConnectError::Namespace)?;
+    stream
+        .set_nonblocking(true)
+        .map_err(ConnectError::Namespace)?;
     let _ = stream.set_nodelay(true);
     tokio::net::TcpStream::from_std(stream).map_err(ConnectError::Namespace)
 }

@@ -81,7 +81,10 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
         && headers.contains_key(header::UPGRADE)
 }
 
@@ -104,7 +107,12 @@ pub async fn http(
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|_| ApiError::new(ErrorCode::PortUnreachable, format!("Port {port} closed the connection.")))?;
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::PortUnreachable,
+                    format!("Port {port} closed the connection."),
+                )
+            })?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
@@ -119,7 +127,11 @@ pub async fn http(
         .strip_prefix(&prefix)
         .unwrap_or("")
         .to_string();
-    let path = if rest.is_empty() { "/".to_string() } else { rest };
+    let path = if rest.is_empty() {
+        "/".to_string()
+    } else {
+        rest
+    };
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -129,8 +141,7 @@ pub async fn http(
         .map_err(|_| ApiError::bad_request("The proxied path is not a valid URI."))?;
     let original_host = parts.headers.get(header::HOST).cloned();
     strip_request_headers(&mut parts.headers, upgrade);
-    let host = HeaderValue::from_str(&format!("localhost:{port}"))
-        .map_err(ApiError::internal)?;
+    let host = HeaderValue::from_str(&format!("localhost:{port}")).map_err(ApiError::internal)?;
     parts.headers.insert(header::HOST, host);
     if let Some(h) = original_host {
         parts.headers.insert("x-forwarded-host", h);
@@ -141,21 +152,22 @@ pub async fn http(
     );
     let upstream_request = hyper::Request::from_parts(parts, body);
 
-    let mut response = match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(upstream_request)).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorCode::PortTimeout,
-                format!("The app on port {port} sent no response headers within 60 seconds."),
-            ));
-        }
-        Ok(Err(e)) => {
-            return Err(ApiError::new(
-                ErrorCode::PortUnreachable,
-                format!("The app on port {port} closed the connection without answering: {e}."),
-            ));
-        }
-        Ok(Ok(r)) => r,
-    };
+    let mut response =
+        match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(upstream_request)).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::PortTimeout,
+                    format!("The app on port {port} sent no response headers within 60 seconds."),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(ApiError::new(
+                    ErrorCode::PortUnreachable,
+                    format!("The app on port {port} closed the connection without answering: {e}."),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade

@@ -262,24 +262,13 @@ impl Terminals {
     }
 }
 
-/// The login shell of `user` in the container whose first process is `pid`, read
-/// from its /etc/passwd through /proc (no tools needed in the image).
+/// The login shell of `user` in the container whose first process is `pid`.
 pub fn login_shell(pid: u32, user: &str) -> String {
-    let root = format!("/proc/{pid}/root");
-    let passwd = std::fs::read_to_string(format!("{root}/etc/passwd")).unwrap_or_default();
-    let user = if user.is_empty() { "root" } else { user };
-    let (name, uid) = match user.split_once(':') {
-        Some((u, _)) => (u, u),
-        None => (user, user),
-    };
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 7 && (f[0] == name || f[2] == uid))
-        .map(|f| f[6].to_string())
+    crate::passwd::lookup(pid, user)
+        .map(|u| u.shell)
         .filter(|shell| {
             shell.starts_with('/')
-                && std::fs::symlink_metadata(format!("{root}{shell}")).is_ok()
+                && std::fs::symlink_metadata(format!("/proc/{pid}/root{shell}")).is_ok()
                 && !shell.ends_with("/nologin")
                 && !shell.ends_with("/false")
         })

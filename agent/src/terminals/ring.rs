@@ -102,7 +102,11 @@ mod tests {
                 for p in &pushes {
                     ring.push(p);
                 }
-                assert_eq!(ring.to_vec(), model(&pushes, cap), "cap {cap} chunk {chunk}");
+                assert_eq!(
+                    ring.to_vec(),
+                    model(&pushes, cap),
+                    "cap {cap} chunk {chunk}"
+                );
                 assert_eq!(ring.total(), 1000);
                 assert_eq!(ring.len(), cap.min(1000));
             }

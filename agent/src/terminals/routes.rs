@@ -117,8 +117,8 @@ pub async fn socket(
         .terminals
         .get(&access.id, &tid)
         .ok_or_else(|| terminal_not_found(&tid))?;
-    let upgrade = upgrade
-        .map_err(|e| ApiError::bad_request(format!("This route is a WebSocket: {e}.")))?;
+    let upgrade =
+        upgrade.map_err(|e| ApiError::bad_request(format!("This route is a WebSocket: {e}.")))?;
     let shutdown = state.shutdown.clone();
     Ok(upgrade
         // One byte over the contract's limit is let through, so the handler can
@@ -159,11 +159,17 @@ async fn view(
             return;
         }
     }
-    if socket.send(control(&TerminalServerFrame::Ready)).await.is_err() {
+    if socket
+        .send(control(&TerminalServerFrame::Ready))
+        .await
+        .is_err()
+    {
         return;
     }
     if let Some(code) = exited {
-        let _ = socket.send(control(&TerminalServerFrame::Exit { code })).await;
+        let _ = socket
+            .send(control(&TerminalServerFrame::Exit { code }))
+            .await;
         close(&mut socket, 1000, "exited").await;
         return;
     }

@@ -61,7 +61,7 @@ fn is_workspace_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-fn new_id() -> String {
+pub fn new_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..ID_LEN)
@@ -83,7 +83,39 @@ struct Runtime {
     /// The container exists (provisioning finished at least up to its creation).
     #[serde(default)]
     provisioned: bool,
+    /// The volume's mount point on the host (the project folder's files).
+    #[serde(default)]
+    mountpoint: Option<String>,
+    /// Owner of what the agent writes into the project folder.
+    #[serde(default)]
+    uid: u32,
+    #[serde(default)]
+    gid: u32,
 }
+
+/// Where and as whom processes run in a running workspace.
+pub struct ExecTarget {
+    pub container: String,
+    /// `None`: the image's user.
+    pub user: Option<String>,
+    pub workdir: String,
+    /// Host PID of the container's first process.
+    pub pid: u32,
+}
+
+/// Why a workspace's terminals and sessions end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Stop,
+    Restart,
+    Delete,
+    NodeStop,
+}
+
+/// Called before a workspace's container stops, restarts or goes, so what runs
+/// inside (terminals, sessions) ends cleanly and with the right reason.
+pub type EndHook =
+    Arc<dyn Fn(String, EndReason) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 struct Record {
@@ -144,6 +176,7 @@ struct Inner {
     docker: Engine,
     limits: Arc<RwLock<Limits>>,
     records: Mutex<BTreeMap<String, Record>>,
+    end_hooks: std::sync::RwLock<Vec<EndHook>>,
     /// Workspaces found mid-lifecycle at start-up (the agent stopped while creating,
     /// stopping, restarting or deleting them): reconciliation finishes or undoes
     /// that work once Docker answers. Calls made after start-up are not in here.
@@ -190,6 +223,7 @@ impl Workspaces {
                 docker,
                 limits,
                 interrupted: std::sync::Mutex::new(interrupted),
+                end_hooks: std::sync::RwLock::new(Vec::new()),
                 records: Mutex::new(records),
             }),
         })
@@ -240,6 +274,69 @@ impl Workspaces {
                 .filter(|r| r.ws.status == WorkspaceStatus::Running)
                 .count() as u32,
         }
+    }
+
+    /// Where processes run in a workspace; `409 workspace_not_running` unless it runs.
+    pub async fn exec_target(&self, id: &str) -> Result<ExecTarget, ApiError> {
+        let ws = self.get(id).await?;
+        let not_running = || {
+            ApiError::new(
+                ErrorCode::WorkspaceNotRunning,
+                format!(
+                    "The workspace is {}, not running; restart it first.",
+                    ws.status
+                ),
+            )
+        };
+        if ws.status != WorkspaceStatus::Running {
+            return Err(not_running());
+        }
+        let user = {
+            let records = self.inner.records.lock().await;
+            records.get(id).and_then(|r| r.runtime.remote_user.clone())
+        };
+        let container = resource_name(id);
+        let pid = self
+            .inner
+            .docker
+            .container_pid(&container)
+            .await?
+            .ok_or_else(not_running)?;
+        Ok(ExecTarget {
+            container,
+            user,
+            workdir: ws.project_path,
+            pid,
+        })
+    }
+
+    /// The project folder on the host (the volume's mount point) and its owner;
+    /// available whether the workspace runs or not.
+    pub async fn project_folder(&self, id: &str) -> Result<(PathBuf, u32, u32), ApiError> {
+        self.get(id).await?;
+        let (mountpoint, uid, gid) = {
+            let records = self.inner.records.lock().await;
+            let r = records
+                .get(id)
+                .ok_or_else(|| ApiError::workspace_not_found(id))?;
+            if !r.runtime.provisioned {
+                return Err(ApiError::new(
+                    ErrorCode::WorkspaceNotRunning,
+                    "The workspace has no files: it failed to be created.",
+                ));
+            }
+            (r.runtime.mountpoint.clone(), r.runtime.uid, r.runtime.gid)
+        };
+        let mountpoint = match mountpoint {
+            Some(m) => m,
+            None => {
+                self.inner
+                    .docker
+                    .volume_mountpoint(&resource_name(id))
+                    .await?
+            }
+        };
+        Ok((PathBuf::from(mountpoint), uid, gid))
     }
 
     // ---- changing state ----
@@ -568,36 +665,38 @@ impl Workspaces {
                 forward_ports: dc.forward_ports.clone(),
                 built_image: built_image.clone(),
                 provisioned: true,
+                mountpoint: Some(mountpoint.clone()),
+                uid: 0,
+                gid: 0,
             };
         })
         .await
         .map_err(|e| Failure(e.message))?;
         docker.start_container(&name).await?;
 
-        // The project folder belongs to the workspace's user.
-        if !user.is_empty() && user != "root" && user != "0" {
-            let out = docker
-                .exec(
-                    &name,
-                    vec![
-                        "/bin/sh".into(),
-                        "-c".into(),
-                        r#"chown -R "$(id -u "$1"):$(id -g "$1")" "$2""#.into(),
-                        "sh".into(),
-                        user.clone(),
-                        project_path.clone(),
-                    ],
-                    Some("root"),
-                    None,
-                )
-                .await?;
-            if out.exit_code != 0 {
-                return Err(Failure(format!(
-                    "Cannot give the project folder to user {user:?} (does the image have that user?): {}",
-                    out.tail
-                )));
-            }
+        // The project folder belongs to the workspace's user: resolved from the
+        // container's /etc/passwd and given from the host, so the image needs no
+        // `chown` or `id`.
+        let pid = docker
+            .container_pid(&name)
+            .await?
+            .ok_or_else(|| Failure("The container stopped right after it started.".into()))?;
+        let owner = crate::passwd::lookup(pid, &user)
+            .ok_or_else(|| Failure(format!("The user {user:?} does not exist in the image.")))?;
+        if owner.uid != 0 || owner.gid != 0 {
+            let root = PathBuf::from(&mountpoint);
+            let (uid, gid) = (owner.uid, owner.gid);
+            tokio::task::spawn_blocking(move || chown_tree(&root, uid, gid))
+                .await
+                .map_err(|e| Failure(format!("Cannot give the project folder to {user:?}: {e}")))?
+                .map_err(|e| Failure(format!("Cannot give the project folder to {user:?}: {e}")))?;
         }
+        self.update(id, |r| {
+            r.runtime.uid = owner.uid;
+            r.runtime.gid = owner.gid;
+        })
+        .await
+        .map_err(|e| Failure(e.message))?;
 
         if let Some(cmd) = &dc.post_create_command {
             step += 1;
@@ -863,7 +962,31 @@ impl Workspaces {
         Ok(ws)
     }
 
+    /// Registers what must end before a workspace's container stops.
+    pub fn on_end(&self, hook: EndHook) {
+        if let Ok(mut hooks) = self.inner.end_hooks.write() {
+            hooks.push(hook);
+        }
+    }
+
+    async fn run_end_hooks(&self, id: &str, reason: EndReason) {
+        let hooks: Vec<EndHook> = self
+            .inner
+            .end_hooks
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for hook in hooks {
+            hook(id.to_string(), reason).await;
+        }
+    }
+
     async fn finish_stop(&self, id: &str) {
+        self.finish_stop_for(id, EndReason::Stop).await
+    }
+
+    async fn finish_stop_for(&self, id: &str, reason: EndReason) {
+        self.run_end_hooks(id, reason).await;
         match self.inner.docker.stop_container(&resource_name(id)).await {
             Ok(()) => {
                 self.set_status(id, WorkspaceStatus::Stopped, None).await;
@@ -915,6 +1038,7 @@ impl Workspaces {
     }
 
     async fn finish_restart(&self, id: &str, before: WorkspaceStatus) {
+        self.run_end_hooks(id, EndReason::Restart).await;
         let name = resource_name(id);
         let docker = &self.inner.docker;
         if let Err(e) = crate::firewall::ensure_metadata_blocked().await {
@@ -989,6 +1113,7 @@ impl Workspaces {
     }
 
     async fn finish_delete(&self, id: &str) {
+        self.run_end_hooks(id, EndReason::Delete).await;
         if !self.remove_resources(id).await {
             let message = "Deleting the workspace failed: the container engine could not remove everything; try again.".to_string();
             self.set_status(id, WorkspaceStatus::Error, Some(message.clone()))
@@ -1049,7 +1174,7 @@ impl Workspaces {
                 "Stopping the workspace (node stop).".into(),
             )
             .await;
-            self.finish_stop(id).await;
+            self.finish_stop_for(id, EndReason::NodeStop).await;
         });
         futures::future::join_all(stops).await;
         let records = self.inner.records.lock().await;
@@ -1258,6 +1383,32 @@ fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
     }
     if bytes > MAX_ENV_BYTES {
         return Err(ApiError::bad_request("env is larger than 64 KiB"));
+    }
+    Ok(())
+}
+
+/// Gives a tree to `uid:gid` without following symlinks (a cloned repository may
+/// hold links pointing anywhere on the host).
+fn chown_tree(root: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    let (uid, gid) = (
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    );
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            &path,
+            uid,
+            gid,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
     }
     Ok(())
 }
