@@ -62,6 +62,18 @@ pub fn relative(path: &str) -> Result<PathBuf, FileError> {
     if p.is_absolute() {
         return Err(FileError::Escapes);
     }
+    // A `..` that climbs above the folder is refused before touching the disk (so
+    // the answer does not depend on which folders exist); every other way out is
+    // caught by cap-std while resolving.
+    let mut depth = 0usize;
+    for c in p.components() {
+        match c {
+            Component::ParentDir if depth == 0 => return Err(FileError::Escapes),
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
     let cleaned: PathBuf = p.components().filter(|c| *c != Component::CurDir).collect();
     Ok(if cleaned.as_os_str().is_empty() {
         PathBuf::from(".")
