@@ -173,6 +173,55 @@ sam_build_test_image() (
 	sam_log "built $SAM_TEST_IMAGE_NAME in $((SECONDS - start)) s"
 )
 
+# The fixture programs (binaries of the sam-fixtures crate, tests/fixtures)
+# that go into the fixture image, and where their static build lands.
+SAM_FIXTURE_IMAGE_NAME="sam-test-fixtures:latest"
+SAM_FIXTURE_BINS=(ws-echo fixture-agent)
+SAM_STATIC_TARGET="x86_64-unknown-linux-gnu"
+
+# sam_build_fixture_image — builds the sam-fixtures binaries static (see
+# NOTES.md: explicit --target, so build scripts stay dynamic) and the image
+# sam-test-fixtures:latest (SAM_FIXTURE_IMAGE for the integration tests):
+# sam-test-busybox:latest plus those binaries in /usr/local/bin. Cargo's own
+# up-to-date check makes the build quick when nothing changed; the image is
+# skipped when its Dockerfile, the binaries and the base image are unchanged.
+sam_build_fixture_image() (
+	set -euo pipefail
+	src="$SAM_ROOT/tests/fixtures/images/fixtures"
+	sam_cargo_env
+	_sam_lock fixture-image
+	start=$SECONDS
+	log=$(mktemp)
+	trap 'rm -f "$log"' EXIT
+	if ! (cd "$SAM_ROOT" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+		--target "$SAM_STATIC_TARGET" -p sam-fixtures) >"$log" 2>&1; then
+		cat "$log" >&2
+		sam_err "the static build of sam-fixtures failed"
+		exit 1
+	fi
+	out="$CARGO_TARGET_DIR/$SAM_STATIC_TARGET/release"
+	bins=()
+	for b in "${SAM_FIXTURE_BINS[@]}"; do
+		bins+=("$out/$b")
+	done
+	base=$(docker image inspect -f '{{.Id}}' "$SAM_TEST_IMAGE_NAME")
+	hash=$({
+		_sam_hash_files "$src/Dockerfile" "${bins[@]}"
+		printf '%s\n' "$base"
+	} | sha256sum | cut -d' ' -f1)
+	if [[ "$(_sam_image_label "$SAM_FIXTURE_IMAGE_NAME" "$SAM_HASH_LABEL")" == "$hash" ]]; then
+		sam_log "$SAM_FIXTURE_IMAGE_NAME is up to date"
+		exit 0
+	fi
+	sam_log "building $SAM_FIXTURE_IMAGE_NAME"
+	ctx=$(mktemp -d "${TMPDIR:-/tmp}/sam-fixture-image.XXXXXX")
+	trap 'rm -rf "$ctx" "$log"' EXIT
+	cp "$src/Dockerfile" "${bins[@]}" "$ctx/"
+	chmod 0644 "$ctx/Dockerfile"
+	_sam_docker_build "$SAM_FIXTURE_IMAGE_NAME" "$hash" "$ctx"
+	sam_log "built $SAM_FIXTURE_IMAGE_NAME in $((SECONDS - start)) s"
+)
+
 # The inputs of sam-workspace:latest: its build script (which pins the suite,
 # the package list and every step).
 sam_workspace_image_hash() {

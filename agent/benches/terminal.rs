@@ -31,7 +31,7 @@ enum Session {
         _child: Box<dyn portable_pty::Child + Send + Sync>,
         _master: Box<dyn portable_pty::MasterPty + Send>,
     },
-    Ws(WsStream),
+    Ws(Box<WsStream>),
 }
 
 impl Session {
@@ -119,7 +119,7 @@ impl Session {
     }
 
     /// Turns the remote side into an echoing `cat` (no line discipline in the way).
-    async fn into_echo(&mut self) {
+    async fn start_echo(&mut self) {
         self.settle(Duration::from_millis(500)).await;
         self.send(b"stty -icanon -echo; echo RE''ADY; exec cat\n")
             .await;
@@ -249,7 +249,7 @@ async fn sam_session(agent: &Agent, ws: &str) -> Session {
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("terminal ws");
-    Session::Ws(socket)
+    Session::Ws(Box::new(socket))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -318,7 +318,7 @@ async fn main() {
     for path in paths {
         // Keystroke echo.
         let mut s = open(path, &agent, &ws.id, &container, &ssh).await;
-        s.into_echo().await;
+        s.start_echo().await;
         let mut rtts = s.echo_rtts(keystrokes).await;
         let (p50, p99) = (percentile(&mut rtts, 0.5), percentile(&mut rtts, 0.99));
         drop(s);
@@ -337,7 +337,7 @@ async fn main() {
         for _ in 0..concurrent {
             sessions.push(open(path, &agent, &ws.id, &container, &ssh).await);
         }
-        futures::future::join_all(sessions.iter_mut().map(|s| s.into_echo())).await;
+        futures::future::join_all(sessions.iter_mut().map(|s| s.start_echo())).await;
         let all = futures::future::join_all(sessions.iter_mut().map(|s| s.echo_rtts(20))).await;
         let mut all: Vec<f64> = all.into_iter().flatten().collect();
         let p99_concurrent = percentile(&mut all, 0.99);

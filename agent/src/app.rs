@@ -15,7 +15,7 @@ use crate::auth::{self, NodeAccess};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::state::AppState;
-use crate::{exec, files, node, ports, terminals, workspaces};
+use crate::{exec, files, node, ports, sessions, terminals, workspaces};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -53,6 +53,26 @@ pub fn router(state: AppState) -> Router {
             get(terminals::routes::socket),
         )
         .route("/workspaces/{id}/exec/ws", get(exec::socket))
+        .route(
+            "/workspaces/{id}/agent-sessions",
+            get(sessions::routes::list).post(sessions::routes::create),
+        )
+        .route(
+            "/workspaces/{id}/agent-sessions/{sid}",
+            get(sessions::routes::get),
+        )
+        .route(
+            "/workspaces/{id}/agent-sessions/{sid}/history",
+            get(sessions::routes::history),
+        )
+        .route(
+            "/workspaces/{id}/agent-sessions/{sid}/stop",
+            post(sessions::routes::stop),
+        )
+        .route(
+            "/workspaces/{id}/agent-sessions/{sid}/ws",
+            get(sessions::routes::socket),
+        )
         .route("/workspaces/{id}/ports", get(ports::proxy::list))
         .route("/workspaces/{id}/ports/{port}", any(ports::proxy::http))
         .route("/workspaces/{id}/ports/{port}/", any(ports::proxy::http))

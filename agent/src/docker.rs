@@ -637,6 +637,22 @@ impl Engine {
     }
 }
 
+/// Splits the next frame off a non-TTY exec's output: Docker prefixes each chunk
+/// with an 8-byte header `[stream, 0, 0, 0, length (big-endian u32)]`, stream 1
+/// being stdout and 2 stderr. `None` until a whole frame is buffered.
+pub fn next_frame(buf: &mut bytes::BytesMut) -> Option<(u8, bytes::Bytes)> {
+    if buf.len() < 8 {
+        return None;
+    }
+    let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    if buf.len() < 8 + len {
+        return None;
+    }
+    let stream = buf[0];
+    let _ = buf.split_to(8);
+    Some((stream, buf.split_to(len).freeze()))
+}
+
 /// A started exec's connection: raw bytes both ways.
 pub type RawStream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 

@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod node;
 pub mod passwd;
 pub mod ports;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod terminals;
@@ -76,6 +77,17 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         limits.clone(),
     )
     .await?;
+    let sessions = sessions::Sessions::load(
+        store.clone(),
+        events.clone(),
+        workspaces.clone(),
+        docker.clone(),
+        config.agents.clone(),
+        config.default_agent.clone(),
+        limits.clone(),
+        &config.data_dir,
+    )
+    .await?;
     let verifier = auth::TokenVerifier::new(config.trusted_key.clone(), config.node_id.clone());
     let state = AppState {
         config: Arc::new(config),
@@ -90,10 +102,16 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             version: None,
         })),
         terminals: terminals::Terminals::default(),
+        sessions,
         started_at: now(),
         shutdown: CancellationToken::new(),
     };
     // What runs inside a workspace ends before its container stops.
+    let sessions = state.sessions.clone();
+    state.workspaces.on_end(Arc::new(move |id, reason| {
+        let sessions = sessions.clone();
+        Box::pin(async move { sessions.end_workspace(&id, reason).await })
+    }));
     let terminals = state.terminals.clone();
     state.workspaces.on_end(Arc::new(move |id, _reason| {
         let terminals = terminals.clone();

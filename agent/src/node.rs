@@ -94,7 +94,7 @@ pub async fn stop(
     if dry_run {
         return Ok(Json(NodeStopPlan {
             workspaces: state.workspaces.stoppable().await,
-            sessions: Vec::new(),
+            sessions: state.sessions.active(None),
         })
         .into_response());
     }

@@ -23,6 +23,7 @@ pub struct AppState {
     pub limits: Arc<RwLock<Limits>>,
     pub engine: crate::docker::Engine,
     pub terminals: crate::terminals::Terminals,
+    pub sessions: crate::sessions::Sessions,
     /// Docker as last seen by the monitor.
     pub docker: Arc<RwLock<DockerStatus>>,
     pub started_at: Timestamp,

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use sam_protocol::{Event, EventLevel, EventType, Timestamp, Workspace, WorkspaceStatus};
+use sam_protocol::{
+    AgentSession, Event, EventLevel, EventType, Timestamp, Workspace, WorkspaceStatus,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -20,7 +22,8 @@ pub enum StoreError {
 }
 
 /// Schema steps; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE workspaces (
     id TEXT PRIMARY KEY,
@@ -47,7 +50,29 @@ CREATE TABLE events (
     created_at TEXT NOT NULL
 );
 CREATE INDEX events_by_workspace ON events (workspace_id, seq);
-"#];
+"#,
+    r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    agent TEXT,
+    status TEXT NOT NULL,
+    stop_reason TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    stopped_at TEXT
+);
+CREATE INDEX sessions_by_workspace ON sessions (workspace_id);
+CREATE TABLE idempotency_keys (
+    workspace_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, key)
+);
+"#,
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -171,6 +196,86 @@ impl Store {
         Ok(())
     }
 
+    // ---- sessions ----
+
+    pub async fn put_session(&self, s: &AgentSession) -> Result<(), StoreError> {
+        let enum_str = |v: serde_json::Value| v.as_str().map(str::to_string);
+        sqlx::query(
+            "INSERT INTO sessions (id, workspace_id, label, agent, status, stop_reason, error, created_at, stopped_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, stop_reason = excluded.stop_reason,
+               error = excluded.error, stopped_at = excluded.stopped_at",
+        )
+        .bind(&s.id)
+        .bind(&s.workspace_id)
+        .bind(&s.label)
+        .bind(&s.agent)
+        .bind(enum_str(serde_json::json!(s.status)))
+        .bind(s.stop_reason.and_then(|r| enum_str(serde_json::json!(r))))
+        .bind(&s.error)
+        .bind(s.created_at.to_rfc3339())
+        .bind(s.stopped_at.map(|t| t.to_rfc3339()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self) -> Result<Vec<AgentSession>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub async fn delete_sessions_of(&self, workspace: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE workspace_id = ?")
+            .bind(workspace)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE workspace_id = ?")
+            .bind(workspace)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The session an idempotency key made, if it is younger than `max_age_secs`.
+    pub async fn idempotent_session(
+        &self,
+        workspace: &str,
+        key: &str,
+        max_age_secs: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let cutoff = (chrono::Utc::now() - chrono::Duration::seconds(max_age_secs)).to_rfc3339();
+        Ok(sqlx::query_scalar(
+            "SELECT session_id FROM idempotency_keys WHERE workspace_id = ? AND key = ? AND created_at > ?",
+        )
+        .bind(workspace)
+        .bind(key)
+        .bind(cutoff)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn put_idempotency_key(
+        &self,
+        workspace: &str,
+        key: &str,
+        session: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (workspace_id, key, session_id, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(workspace_id, key) DO UPDATE SET session_id = excluded.session_id, created_at = excluded.created_at",
+        )
+        .bind(workspace)
+        .bind(key)
+        .bind(session)
+        .bind(crate::now().to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     // ---- events ----
 
     pub async fn insert_event(&self, e: &EventRow) -> Result<i64, StoreError> {
@@ -290,6 +395,32 @@ fn workspace_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<WorkspaceRow, Store
         },
         slug: r.try_get("slug")?,
         runtime: r.try_get("runtime")?,
+    })
+}
+
+fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AgentSession, StoreError> {
+    let parse = |v: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(v.map(serde_json::Value::String))
+    };
+    let status: String = r.try_get("status")?;
+    let stop_reason = parse(r.try_get("stop_reason")?)?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| corrupt("sessions", e))?;
+    let stopped_at: Option<String> = r.try_get("stopped_at")?;
+    Ok(AgentSession {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        label: r.try_get("label")?,
+        agent: r.try_get("agent")?,
+        status: serde_json::from_value(serde_json::Value::String(status))
+            .map_err(|e| corrupt("sessions", e))?,
+        attached: false,
+        watchers: 0,
+        created_at: time("sessions", &r.try_get::<String, _>("created_at")?)?,
+        stopped_at: stopped_at.map(|t| time("sessions", &t)).transpose()?,
+        stop_reason,
+        error: r.try_get("error")?,
     })
 }
 

@@ -35,13 +35,21 @@ pub enum FileError {
 impl FileError {
     fn from_io(e: io::Error, path: &str) -> Self {
         match e.kind() {
-            io::ErrorKind::NotFound => FileError::NotFound(format!("{path:?}")),
+            // A file used as a folder on the way (`file.txt/x`): no such path.
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+                FileError::NotFound(format!("{path:?}"))
+            }
             // cap-std answers an escape (`..`, symlinks out) with PermissionDenied.
             io::ErrorKind::PermissionDenied => FileError::Escapes,
             io::ErrorKind::AlreadyExists => FileError::Conflict(format!("{path:?} already exists")),
             io::ErrorKind::DirectoryNotEmpty => FileError::Conflict(format!(
                 "{path:?} is a folder that is not empty; pass recursive=true"
             )),
+            _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                FileError::BadPath(format!(
+                    "{path:?} goes through too many levels of symbolic links"
+                ))
+            }
             _ => FileError::Io(e),
         }
     }
@@ -206,8 +214,14 @@ impl Folder {
         if !parent.as_os_str().is_empty() {
             self.mkdir(&parent.to_string_lossy())?;
         }
-        if self.dir.metadata(&rel).is_ok_and(|m| m.is_dir()) {
-            return Err(FileError::Conflict(format!("{path:?} is a folder")));
+        // Following a symlink here: one that points out is refused, not replaced.
+        match self.dir.metadata(&rel) {
+            Ok(m) if m.is_dir() => {
+                return Err(FileError::Conflict(format!("{path:?} is a folder")));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FileError::from_io(e, path)),
         }
         let tmp = parent.join(format!(".{name}.sam-{:08x}.tmp", rand::random::<u32>()));
         let mut options = OpenOptions::new();
@@ -313,6 +327,14 @@ mod tests {
         }
         assert!(matches!(f.write("outdir/x", b"x"), Err(FileError::Escapes)));
         assert!(matches!(f.write("../x", b"x"), Err(FileError::Escapes)));
+        // A symlink pointing out is refused, not replaced by the written file.
+        assert!(matches!(f.write("abs", b"x"), Err(FileError::Escapes)));
+        assert!(matches!(f.write("up", b"x"), Err(FileError::Escapes)));
+        assert!(
+            std::fs::symlink_metadata(project.join("abs"))
+                .unwrap()
+                .is_symlink()
+        );
         assert!(matches!(f.read("a\0b"), Err(FileError::BadPath(_))));
         assert!(!dir.path().join("x").exists());
     }

@@ -42,6 +42,11 @@ pub fn listening(pid: u32) -> io::Result<Vec<Port>> {
         .collect())
 }
 
+/// 127.0.0.11 as /proc/net/tcp writes it: Docker's embedded DNS resolver, which
+/// listens inside every container on a user-defined network (each workspace's)
+/// on a random port. Not the workspace's, so not listed.
+const DOCKER_DNS: &str = "0B00007F";
+
 /// Local ports of the LISTEN (`0A`) rows of a /proc/net/tcp{,6} table.
 fn parse_listening(table: &str) -> impl Iterator<Item = u16> + '_ {
     table.lines().skip(1).filter_map(|line| {
@@ -51,7 +56,10 @@ fn parse_listening(table: &str) -> impl Iterator<Item = u16> + '_ {
         if state != "0A" {
             return None;
         }
-        let port = local.rsplit_once(':')?.1;
+        let (addr, port) = local.rsplit_once(':')?;
+        if addr == DOCKER_DNS {
+            return None;
+        }
         u16::from_str_radix(port, 16).ok()
     })
 }
@@ -109,7 +117,8 @@ mod tests {
         let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
    1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
-   2: 0100007F:0BB8 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1";
+   2: 0100007F:0BB8 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   3: 0B00007F:82F3 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 100 0 0 10 0";
         assert_eq!(parse_listening(v4).collect::<Vec<_>>(), [3000, 8080]);
         let v6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000001000000:1538 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 100 0 0 10 0";

@@ -32,9 +32,12 @@ pub async fn list(
     Ok(Json(PortList { ports }))
 }
 
+/// A port as written canonically (digits, no sign, no leading zero), so that the
+/// prefix stripped from the path is the one in the request.
 fn parse_port(raw: &str) -> Result<u16, ApiError> {
-    raw.parse::<u16>()
-        .ok()
+    Some(raw)
+        .filter(|r| r.bytes().all(|b| b.is_ascii_digit()) && !r.starts_with('0'))
+        .and_then(|r| r.parse::<u16>().ok())
         .filter(|p| *p >= 1)
         .ok_or_else(|| ApiError::bad_request(format!("{raw:?} is not a port between 1 and 65535")))
 }

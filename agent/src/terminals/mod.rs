@@ -145,6 +145,13 @@ impl Terminal {
         for _ in 0..50 {
             match self.engine.inspect_exec(&self.exec_id).await {
                 Ok(s) if !s.running => {
+                    if s.pid.is_none() {
+                        // Never started: Docker's message is the whole output.
+                        let output = lock(&self.screen).ring.to_vec();
+                        if output.starts_with(crate::exec::DOCKER_START_FAILED) {
+                            return crate::exec::start_failure(&output);
+                        }
+                    }
                     return s.exit_code.map(|c| c as i32).unwrap_or(128 + 9);
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,

@@ -141,6 +141,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
             reason: Utf8Bytes::from_static(reason),
         })))
         .await;
+    crate::exec::drain_until_closed(socket).await;
 }
 
 /// One viewer: replay, `ready`, then live output and input until either side ends.

@@ -20,6 +20,12 @@ pub fn test_image() -> String {
     std::env::var("SAM_TEST_IMAGE").unwrap_or_else(|_| "sam-test-busybox:latest".into())
 }
 
+/// The test image plus the fixture programs of tests/fixtures (`ws-echo`, …), which
+/// the test script builds.
+pub fn fixture_image() -> String {
+    std::env::var("SAM_FIXTURE_IMAGE").unwrap_or_else(|_| "sam-test-fixtures:latest".into())
+}
+
 pub fn new_key() -> SigningKey {
     SigningKey::generate(&mut rand_core::OsRng)
 }
