@@ -493,65 +493,76 @@ async fn connect(
         .on_receive_request(on_release, agent_client_protocol::on_receive_request!())
         .connect_with(transport, async move |cx| {
             let host = main;
-            // Handshake: initialize, and wait for its answer before anything else.
-            let capabilities = ClientCapabilities::new()
-                .fs(FileSystemCapabilities::new().read_text_file(true).write_text_file(true))
-                .terminal(true);
-            let init = InitializeRequest::new(ProtocolVersion::V1).client_capabilities(capabilities);
-            // Sent untyped so the agent's `authMethods` arrive whole (the typed
-            // schema drops the `vars` of `env_var` methods).
-            let init: Value = match cx
-                .send_request(UntypedMessage::new("initialize", init)?)
-                .block_task()
-                .await
-            {
-                Ok(v) => v,
-                Err(e) => {
-                    let _ = host.events.send(FromAcp::Failed(format!(
-                        "The agent did not complete the ACP handshake: {}.",
-                        describe(&e)
-                    )));
-                    return Ok(());
-                }
-            };
-            let auth_methods = init.get("authMethods").and_then(Value::as_array).cloned().unwrap_or_default();
-            let new_session = || cx.send_request(NewSessionRequest::new(PathBuf::from(&host.workdir))).block_task();
-            let session_id = match new_session().await {
-                Ok(r) => r.session_id,
-                Err(e) if e.code == ErrorCode::AUTH_REQUIRED => {
-                    let usable = auth_methods.iter().find(|m| {
-                        m.get("type").and_then(Value::as_str) == Some("env_var")
-                            && m.get("vars").and_then(Value::as_array).is_some_and(|vars| {
-                                !vars.is_empty()
-                                    && vars.iter().all(|v| {
-                                        v.get("name").and_then(Value::as_str).is_some_and(|n| env.contains_key(n))
-                                    })
-                            })
-                    });
-                    let retried = match usable.and_then(|m| m.get("id")).and_then(Value::as_str) {
-                        Some(method) => {
-                            match cx.send_request(AuthenticateRequest::new(method.to_string())).block_task().await {
-                                Ok(_) => new_session().await,
-                                Err(e) => Err(e),
+            // A stop during the handshake (an agent that never answers) ends it too.
+            let handshake = async {
+                // Handshake: initialize, and wait for its answer before anything else.
+                let capabilities = ClientCapabilities::new()
+                    .fs(FileSystemCapabilities::new().read_text_file(true).write_text_file(true))
+                    .terminal(true);
+                let init = InitializeRequest::new(ProtocolVersion::V1).client_capabilities(capabilities);
+                // Sent untyped so the agent's `authMethods` arrive whole (the typed
+                // schema drops the `vars` of `env_var` methods).
+                let init: Value = match cx
+                    .send_request(UntypedMessage::new("initialize", init)?)
+                    .block_task()
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = host.events.send(FromAcp::Failed(format!(
+                            "The agent did not complete the ACP handshake: {}.",
+                            describe(&e)
+                        )));
+                        return Ok(None);
+                    }
+                };
+                let auth_methods = init.get("authMethods").and_then(Value::as_array).cloned().unwrap_or_default();
+                let new_session = || cx.send_request(NewSessionRequest::new(PathBuf::from(&host.workdir))).block_task();
+                let session_id = match new_session().await {
+                    Ok(r) => r.session_id,
+                    Err(e) if e.code == ErrorCode::AUTH_REQUIRED => {
+                        let usable = auth_methods.iter().find(|m| {
+                            m.get("type").and_then(Value::as_str) == Some("env_var")
+                                && m.get("vars").and_then(Value::as_array).is_some_and(|vars| {
+                                    !vars.is_empty()
+                                        && vars.iter().all(|v| {
+                                            v.get("name").and_then(Value::as_str).is_some_and(|n| env.contains_key(n))
+                                        })
+                                })
+                        });
+                        let retried = match usable.and_then(|m| m.get("id")).and_then(Value::as_str) {
+                            Some(method) => {
+                                match cx.send_request(AuthenticateRequest::new(method.to_string())).block_task().await {
+                                    Ok(_) => new_session().await,
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            None => Err(e),
+                        };
+                        match retried {
+                            Ok(r) => r.session_id,
+                            Err(e) => {
+                                let _ = host.events.send(FromAcp::Failed(auth_message(&e, &auth_methods)));
+                                return Ok(None);
                             }
                         }
-                        None => Err(e),
-                    };
-                    match retried {
-                        Ok(r) => r.session_id,
-                        Err(e) => {
-                            let _ = host.events.send(FromAcp::Failed(auth_message(&e, &auth_methods)));
-                            return Ok(());
-                        }
                     }
-                }
-                Err(e) => {
-                    let _ = host.events.send(FromAcp::Failed(format!(
-                        "The agent refused to start a session: {}.",
-                        describe(&e)
-                    )));
-                    return Ok(());
-                }
+                    Err(e) => {
+                        let _ = host.events.send(FromAcp::Failed(format!(
+                            "The agent refused to start a session: {}.",
+                            describe(&e)
+                        )));
+                        return Ok(None);
+                    }
+                };
+                Ok::<_, agent_client_protocol::Error>(Some(session_id))
+            };
+            let session_id = tokio::select! {
+                r = handshake => match r? {
+                    Some(id) => id,
+                    None => return Ok(()),
+                },
+                () = stopped(&mut cmds) => return Ok(()),
             };
             let _ = host.events.send(FromAcp::Ready);
 
@@ -609,6 +620,17 @@ async fn connect(
             }
         })
         .await
+}
+
+/// Resolves once the session layer asks to stop (or goes away); other commands
+/// cannot arrive before the handshake is done (prompts wait for `running`).
+async fn stopped(cmds: &mut mpsc::UnboundedReceiver<ToAcp>) {
+    loop {
+        match cmds.recv().await {
+            None | Some(ToAcp::Stop) => return,
+            Some(_) => {}
+        }
+    }
 }
 
 /// "<message>: <data.message>" (the latter where the agent gave one).

@@ -486,6 +486,12 @@ impl Sessions {
             gid,
         });
         *lock(&session.to_acp) = Some(to_acp);
+        // Stopped while the process was being started (a stop right after create):
+        // `finish` found no channel to tell, so the process is ended here.
+        if lock(&session.state).is_over() {
+            session.send_acp(ToAcp::Stop);
+            lock(&session.to_acp).take();
+        }
         let this = self.clone();
         let s = session.clone();
         tokio::spawn(async move { this.pump(s, from_acp).await });

@@ -148,6 +148,8 @@ pub async fn socket(
         .on_upgrade(move |socket| attached(sessions, ticket, socket, since, shutdown)))
 }
 
+/// Sends a close frame and waits (briefly) for the client's, so the frame is not lost
+/// to a reset while the client is still sending (an over-size frame).
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
@@ -155,6 +157,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
             reason: Utf8Bytes::from_static(reason),
         })))
         .await;
+    crate::exec::drain_until_closed(socket).await;
 }
 
 async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
@@ -172,11 +175,11 @@ async fn attached(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let session = ticket.session.clone();
-    let (mut live, replay) = {
+    let (mut live, replay, head) = {
         let s = super::lock(&session.state);
         let live = session.live.subscribe();
         let replay = s.history.since(since, usize::MAX);
-        (live, replay)
+        (live, replay, s.history.head())
     };
     let attached = session.socket_frame(SessionFrameBody::Attached {
         session_id: session.id.clone(),
@@ -186,7 +189,8 @@ async fn attached(
     if !send_text(&mut socket, &attached).await {
         return;
     }
-    let mut last = since;
+    // A `since` at or above the head replays nothing; live frames follow all the same.
+    let mut last = since.min(head);
     match replay {
         Ok(frames) => {
             for f in frames {

@@ -1,0 +1,302 @@
+//! Nodes: add (through a provider), list and show (probing each agent for health
+//! and counts), stop, start and remove (asking the agent to stop every workspace
+//! before the provider acts), and what a stop or remove would end.
+
+use std::time::Duration;
+
+use sam_protocol::{EventLevel, EventType, LimitsPatch, NodeStopPlan, PatchNode, WorkspaceCounts};
+
+use super::{Progress, Sam, pick};
+use crate::error::{Error, Result, code};
+use crate::nodes::{Health, Node, NodeRecord, NodeStatus, Provider, health, validate_name};
+use crate::providers::NodeProvider;
+use crate::providers::local::Local;
+
+/// How long the CLI's health probe waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Sam {
+    pub async fn node_record(&self, name_or_id: &str) -> Result<NodeRecord> {
+        let nodes = self.store().nodes().await?;
+        pick(&nodes, name_or_id, "node", |n| &n.id, |n| &n.name)
+            .cloned()
+            .map_err(|e| {
+                if e.is(code::NOT_FOUND) {
+                    e.hint("`sam node ls` lists the nodes.")
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// A node as shown, after probing its agent (`GET /node`, short timeout).
+    pub async fn node_view(&self, record: NodeRecord) -> Node {
+        let mut record = record;
+        if matches!(
+            record.status,
+            NodeStatus::Stopped | NodeStatus::Deleting | NodeStatus::Provisioning
+        ) {
+            return record.view(WorkspaceCounts::default(), None);
+        }
+        let probe = match self.client(&record).await {
+            Ok(c) => tokio::time::timeout(PROBE_TIMEOUT, c.node()).await.ok(),
+            Err(_) => None,
+        };
+        match probe {
+            Some(Ok(info)) => {
+                self.seen(&record.id, &info).await;
+                if let Some(change) = self.set_health(&record.id, Health::Healthy).await {
+                    tracing::info!(node = %change.node_name, "healthy");
+                }
+                record.last_seen_at = Some(crate::now());
+                record.agent_version = Some(info.version.clone());
+                record.health = Some(Health::Healthy);
+                record.view(info.workspaces, Some(info.limits))
+            }
+            _ => {
+                let since = record
+                    .last_seen_at
+                    .and_then(|t| (crate::now() - t).to_std().ok());
+                let judged = health::judge(since, self.stale_after().await, true);
+                // A failed probe is "unhealthy" only once the node is also overdue;
+                // a blip within the stale window shows as stale.
+                let judged = match (judged, since) {
+                    (Health::Unhealthy, Some(d)) if d < self.stale_after().await * 3 => {
+                        Health::Stale
+                    }
+                    (h, _) => h,
+                };
+                self.set_health(&record.id, judged).await;
+                record.health = Some(judged);
+                record.view(WorkspaceCounts::default(), None)
+            }
+        }
+    }
+
+    pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+        let records = self.store().nodes().await?;
+        let views = records.into_iter().map(|r| self.node_view(r));
+        Ok(futures::future::join_all(views).await)
+    }
+
+    pub async fn show_node(&self, name_or_id: &str) -> Result<Node> {
+        let record = self.node_record(name_or_id).await?;
+        Ok(self.node_view(record).await)
+    }
+
+    async fn check_node_limit(&self) -> Result<()> {
+        let max = self
+            .setting_u32("max-nodes", "MAX_NODES_PER_USER", 10)
+            .await;
+        let count = self.store().nodes().await?.len() as u32;
+        if count >= max {
+            return Err(Error::new(
+                code::LIMIT_REACHED,
+                format!("You already have {count} nodes, the limit."),
+            )
+            .hint("Remove a node, or raise the limit: `sam settings set max-nodes N`."));
+        }
+        Ok(())
+    }
+
+    /// Pushes the workspace/session limits to a node's agent (`PATCH /node`).
+    pub async fn push_limits(&self, record: &NodeRecord) -> Result<()> {
+        let patch = PatchNode {
+            limits: LimitsPatch {
+                max_workspaces: Some(
+                    self.setting_u32("max-workspaces", "MAX_WORKSPACES_PER_NODE", 10)
+                        .await,
+                ),
+                max_sessions_per_workspace: Some(
+                    self.setting_u32("max-sessions", "MAX_AGENT_SESSIONS_PER_WORKSPACE", 5)
+                        .await,
+                ),
+            },
+        };
+        self.client(record)
+            .await?
+            .patch_node(&patch)
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores a node a provider made, and tells its agent the limits.
+    async fn adopt(&self, record: NodeRecord, progress: &dyn Progress) -> Result<Node> {
+        self.store().insert_node(&record).await?;
+        progress.step("Applying the workspace and session limits.");
+        if let Err(e) = self.push_limits(&record).await {
+            tracing::warn!(error = %e.message, "limits not applied");
+        }
+        self.record_event(
+            Some(&record.id),
+            EventType::Other("node.added".into()),
+            EventLevel::Info,
+            format!(
+                "Added node {} ({}).",
+                record.name,
+                provider_word(record.provider)
+            ),
+        )
+        .await;
+        Ok(self.node_view(record).await)
+    }
+
+    /// `sam node add local`: this computer.
+    pub async fn add_local(&self, name: &str, progress: &dyn Progress) -> Result<Node> {
+        validate_name(name)?;
+        if let Some(existing) = self
+            .store()
+            .nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.provider == Provider::Local)
+        {
+            return Err(Error::new(
+                code::CONFLICT,
+                format!("This computer is already the node {:?}.", existing.name),
+            )
+            .hint("`sam node show` it; a computer is one node."));
+        }
+        self.check_node_limit().await?;
+        let record = Local.create(self, name, progress).await?;
+        self.adopt(record, progress).await
+    }
+
+    /// What stopping or removing a node would end (the agent's dry run).
+    pub async fn node_stop_plan(&self, name_or_id: &str) -> Result<NodeStopPlan> {
+        let record = self.node_record(name_or_id).await?;
+        if record.status == NodeStatus::Stopped {
+            return Ok(NodeStopPlan {
+                workspaces: vec![],
+                sessions: vec![],
+            });
+        }
+        self.client(&record).await?.stop_plan().await
+    }
+
+    pub async fn stop_node(&self, name_or_id: &str, progress: &dyn Progress) -> Result<Node> {
+        let mut record = self.node_record(name_or_id).await?;
+        if record.status == NodeStatus::Stopped {
+            return Ok(self.node_view(record).await);
+        }
+        record.status = NodeStatus::Stopping;
+        self.store().update_node(&record).await?;
+        progress.step("Stopping every workspace on the node.");
+        let client = self.client(&record).await?;
+        if let Err(e) = client.stop_node().await {
+            record.status = NodeStatus::Running;
+            self.store().update_node(&record).await?;
+            return Err(e);
+        }
+        let result = match record.provider {
+            Provider::Local => Local.stop(self, &mut record, progress).await,
+            _ => Err(unsupported(record.provider)),
+        };
+        record.status = if result.is_ok() {
+            NodeStatus::Stopped
+        } else {
+            NodeStatus::Error
+        };
+        record.health = None;
+        self.store().update_node(&record).await?;
+        result?;
+        self.record_event(
+            Some(&record.id),
+            EventType::Other("node.stopped".into()),
+            EventLevel::Info,
+            format!("Stopped node {}.", record.name),
+        )
+        .await;
+        Ok(self.node_view(record).await)
+    }
+
+    pub async fn start_node(&self, name_or_id: &str, progress: &dyn Progress) -> Result<Node> {
+        let mut record = self.node_record(name_or_id).await?;
+        let result = match record.provider {
+            Provider::Local => Local.start(self, &mut record, progress).await,
+            _ => Err(unsupported(record.provider)),
+        };
+        record.status = if result.is_ok() {
+            NodeStatus::Running
+        } else {
+            NodeStatus::Error
+        };
+        self.store().update_node(&record).await?;
+        result?;
+        if let Err(e) = self.push_limits(&record).await {
+            tracing::warn!(error = %e.message, "limits not applied");
+        }
+        self.record_event(
+            Some(&record.id),
+            EventType::Other("node.started".into()),
+            EventLevel::Info,
+            format!("Started node {}.", record.name),
+        )
+        .await;
+        Ok(self.node_view(record).await)
+    }
+
+    /// Removes a node: its workspaces are deleted first (when the agent answers),
+    /// then the provider undoes what it made, then SAM forgets the node.
+    pub async fn remove_node(
+        &self,
+        name_or_id: &str,
+        progress: &dyn Progress,
+    ) -> Result<NodeRecord> {
+        let mut record = self.node_record(name_or_id).await?;
+        if record.status != NodeStatus::Stopped
+            && let Ok(client) = self.client(&record).await
+            && let Ok(workspaces) = client.workspaces().await
+        {
+            for ws in &workspaces {
+                progress.step(&format!("Deleting workspace {}.", ws.display_name));
+                client.delete_workspace(&ws.id).await?;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while !client
+                .workspaces()
+                .await
+                .map(|w| w.is_empty())
+                .unwrap_or(true)
+            {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(Error::new(
+                        code::PROVIDER,
+                        "The node's workspaces were not deleted within 2 minutes.",
+                    )
+                    .hint("Look at `sam events NODE`, then try again."));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        record.status = NodeStatus::Deleting;
+        self.store().update_node(&record).await?;
+        self.unwatch_node(&record.id);
+        let result = match record.provider {
+            Provider::Local => Local.delete(self, &record, progress).await,
+            _ => Err(unsupported(record.provider)),
+        };
+        if let Err(e) = result {
+            record.status = NodeStatus::Error;
+            self.store().update_node(&record).await?;
+            return Err(e);
+        }
+        self.store().delete_node(&record.id).await?;
+        Ok(record)
+    }
+}
+
+fn provider_word(p: Provider) -> &'static str {
+    match p {
+        Provider::Local => "this computer",
+        Provider::Ssh => "SSH",
+        Provider::Hetzner => "Hetzner Cloud",
+    }
+}
+
+fn unsupported(p: Provider) -> Error {
+    Error::new(
+        code::PROVIDER,
+        format!("This build cannot manage {} nodes yet.", provider_word(p)),
+    )
+}
