@@ -69,6 +69,7 @@ async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
     std::fs::create_dir_all(dir.join("data"))?;
     let key = dir.join("trusted.pub.pem");
     std::fs::write(&key, sam.identity().public_pem())?;
+    std::fs::write(dir.join("node-id"), id)?;
     let logs = sam.dir().join("logs");
     std::fs::create_dir_all(&logs)?;
     let log = std::fs::OpenOptions::new()
