@@ -39,7 +39,15 @@ pub async fn follow(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let stale = sam.stale_after().await;
-    let mut last_heartbeat: Option<Instant> = None;
+    // Start from what the store last saw, so a fresh watcher does not call a
+    // healthy node unhealthy before its first heartbeat arrives.
+    let mut last_heartbeat: Option<Instant> = match sam.store().node(&node_id).await {
+        Ok(Some(n)) => n
+            .last_seen_at
+            .and_then(|t| (crate::now() - t).to_std().ok())
+            .and_then(|ago| Instant::now().checked_sub(ago)),
+        _ => None,
+    };
     let mut failing = false;
     let mut backoff = Duration::from_millis(500);
     let mut tick = tokio::time::interval(Duration::from_secs(1));

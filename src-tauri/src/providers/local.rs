@@ -63,6 +63,12 @@ async fn probe(client: &NodeClient) -> Found {
     }
 }
 
+/// Heartbeats often enough that a node is judged stale on time: a third of the
+/// stale threshold, at most every 10 s.
+pub async fn heartbeat_seconds(sam: &Sam) -> u64 {
+    (sam.stale_after().await.as_secs() / 3).clamp(1, 10)
+}
+
 async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
     let binary = super::agent_binary()?;
     let dir = dir(sam);
@@ -98,7 +104,8 @@ async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--max-workspaces", &max_ws.to_string()])
-        .args(["--max-sessions-per-workspace", &max_sessions.to_string()]);
+        .args(["--max-sessions-per-workspace", &max_sessions.to_string()])
+        .args(["--heartbeat-seconds", &heartbeat_seconds(sam).await.to_string()]);
     if let Ok(Some(image)) = sam.store().setting("default-image").await {
         cmd.args(["--default-image", &image]);
     }
