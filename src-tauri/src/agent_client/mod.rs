@@ -3,6 +3,7 @@
 //! loopback agent), a fresh scoped token per call, and the agent's `{error,
 //! message}` answers mapped once into [`Error`] with a next step.
 
+pub mod files;
 pub mod pinning;
 
 use std::sync::Arc;
@@ -223,6 +224,34 @@ impl NodeClient {
             ))
             .hint("The node's agent may be older or newer than this app; update it.")
         })
+    }
+
+    /// A call with a raw body (or none) that also answers one response header.
+    pub async fn call_with_header(
+        &self,
+        method: Method,
+        path: &str,
+        scope: Scope<'_>,
+        body: Option<bytes::Bytes>,
+        header: &str,
+    ) -> Result<(bytes::Bytes, Option<String>)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = self.token(scope) {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        let value = (!header.is_empty())
+            .then(|| resp.headers().get(header).and_then(|v| v.to_str().ok()).map(str::to_string))
+            .flatten();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status >= 400 {
+            return Err(Self::agent_error(status, &bytes));
+        }
+        Ok((bytes, value))
     }
 
     pub async fn call_raw(

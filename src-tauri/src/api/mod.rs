@@ -4,7 +4,9 @@
 //! Invariant: the library never prints. Long work reports through a
 //! [`Progress`] sink the caller gives (stderr for the CLI, a channel for the app).
 
+pub mod files;
 pub mod nodes;
+pub mod sessions;
 pub mod settings;
 pub mod workspaces;
 
