@@ -6,7 +6,6 @@
 
 pub mod files;
 pub mod nodes;
-pub mod sessions;
 pub mod settings;
 pub mod workspaces;
 
