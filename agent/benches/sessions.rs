@@ -58,15 +58,21 @@ fn direct(container: &str, rounds: usize) -> Vec<f64> {
             return v;
         }
     };
-    send(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"clientCapabilities":{}}}));
+    send(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"clientCapabilities":{}}}),
+    );
     until_id(1, &mut lines);
-    send(json!({"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":"/","mcpServers":[]}}));
+    send(
+        json!({"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":"/","mcpServers":[]}}),
+    );
     until_id(2, &mut lines);
     let mut out = vec![];
     for i in 0..rounds {
         let id = 10 + i as u64;
         let t = Instant::now();
-        send(json!({"jsonrpc":"2.0","id":id,"method":"session/prompt","params":{"sessionId":"fixture-session","prompt":[{"type":"text","text":"echo x"}]}}));
+        send(
+            json!({"jsonrpc":"2.0","id":id,"method":"session/prompt","params":{"sessionId":"fixture-session","prompt":[{"type":"text","text":"echo x"}]}}),
+        );
         loop {
             let v: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
             if v["method"] == "session/update" {
@@ -78,25 +84,40 @@ fn direct(container: &str, rounds: usize) -> Vec<f64> {
     }
     drop(stdin);
     let _ = child.kill();
+    let _ = child.wait();
     out
 }
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let idle: usize = std::env::var("IDLE_SESSIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let idle: usize = std::env::var("IDLE_SESSIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let agent = Agent::start_with(Options {
         args: vec!["--max-sessions-per-workspace".into(), "1000".into()],
         env: vec![("RUST_LOG".into(), "warn".into())],
     })
     .await;
-    let ws = agent.create(json!({"displayName": "bench", "image": fixture_image()})).await;
-    let ws = agent.wait_for(&ws.id, sam_protocol::WorkspaceStatus::Running).await;
+    let ws = agent
+        .create(json!({"displayName": "bench", "image": fixture_image()}))
+        .await;
+    let ws = agent
+        .wait_for(&ws.id, sam_protocol::WorkspaceStatus::Running)
+        .await;
     let container = format!("sam-ws-{}", ws.id);
 
     // Through sam-agent.
     let (s, session) = agent
-        .send_json(reqwest::Method::POST, &format!("/workspaces/{}/agent-sessions", ws.id), json!({"command": ["fixture-agent"]}))
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/workspaces/{}/agent-sessions", ws.id),
+            json!({"command": ["fixture-agent"]}),
+        )
         .await;
     assert_eq!(s, 201, "{session}");
     let sid = session["id"].as_str().unwrap();
@@ -104,18 +125,25 @@ async fn main() {
         .ws_url(&format!("/workspaces/{}/agent-sessions/{sid}/ws", ws.id))
         .into_client_request()
         .unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {}", agent.node_token()).parse().unwrap());
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", agent.node_token()).parse().unwrap(),
+    );
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let mut sam = vec![];
     for _ in 0..rounds {
         let t = Instant::now();
         socket
-            .send(Message::Text(json!({"type":"prompt","text":"echo x"}).to_string().into()))
+            .send(Message::Text(
+                json!({"type":"prompt","text":"echo x"}).to_string().into(),
+            ))
             .await
             .unwrap();
         let mut first = None;
         loop {
-            let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("socket closed") };
+            let Some(Ok(Message::Text(text))) = socket.next().await else {
+                panic!("socket closed")
+            };
             let v: Value = serde_json::from_str(&text).unwrap();
             if v["type"] == "agent.output" && first.is_none() {
                 first = Some(t.elapsed().as_secs_f64() * 1000.0);
@@ -130,7 +158,9 @@ async fn main() {
 
     // Directly.
     let container2 = container.clone();
-    let mut own = tokio::task::spawn_blocking(move || direct(&container2, rounds)).await.unwrap();
+    let mut own = tokio::task::spawn_blocking(move || direct(&container2, rounds))
+        .await
+        .unwrap();
 
     // Memory per idle session.
     let pid = agent.child.as_ref().unwrap().id();
@@ -138,7 +168,11 @@ async fn main() {
     let before = rss_kib(pid);
     for _ in 0..idle {
         let (s, body) = agent
-            .send_json(reqwest::Method::POST, &format!("/workspaces/{}/agent-sessions", ws.id), json!({"command": ["fixture-agent"]}))
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/workspaces/{}/agent-sessions", ws.id),
+                json!({"command": ["fixture-agent"]}),
+            )
             .await;
         assert_eq!(s, 201, "{body}");
     }
@@ -154,7 +188,10 @@ async fn main() {
     println!("|---|---:|---:|");
     println!("| sam-agent session socket | {sm:.2} ms | {sp:.2} ms |");
     println!("| fixture agent directly (`docker exec -i` stdio) | {om:.2} ms | {op:.2} ms |");
-    println!("| **overhead** (goal < 5 ms median) | **{:.2} ms** | |", sm - om);
+    println!(
+        "| **overhead** (goal < 5 ms median) | **{:.2} ms** | |",
+        sm - om
+    );
     println!();
     println!("| figure | measured | goal |");
     println!("|---|---:|---|");

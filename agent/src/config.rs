@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the node agent API.
     Serve(ServeArgs),
+    /// Make this node's TLS key and self-signed certificate (kept if present);
+    /// prints the certificate's SHA256 fingerprint.
+    TlsInit(crate::tls::TlsInitArgs),
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod terminals;
+pub mod tls;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -18,6 +18,34 @@ fn one_line(e: &clap::Error) -> String {
         .join(" ")
 }
 
+/// `sam-agent tls-init`: the fingerprint on stdout (and nothing else), what was
+/// done on stderr; exit 2 on bad input, 1 when the files cannot be written.
+fn tls_init(args: &sam_agent::tls::TlsInitArgs) -> ExitCode {
+    match sam_agent::tls::init(args) {
+        Ok(done) => {
+            let what = if done.created {
+                "made"
+            } else {
+                "kept the existing"
+            };
+            eprintln!(
+                "sam-agent: {what} TLS key and certificate in {}",
+                args.dir.display()
+            );
+            println!("{}", done.fingerprint);
+            ExitCode::SUCCESS
+        }
+        Err(e @ sam_agent::tls::TlsError::Invalid(_)) => {
+            eprintln!("sam-agent: error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("sam-agent: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -30,7 +58,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::TlsInit(args) => return tls_init(&args),
+    };
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {

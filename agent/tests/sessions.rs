@@ -400,20 +400,29 @@ impl Client {
 #[tokio::test]
 async fn prompt_streams_the_answer() {
     let agent = start(&[]).await;
-    let (ws, _) = workspace(&agent, "acp").await;
+    let (ws, project) = workspace(&agent, "acp").await;
     let sid = running_session(&agent, &ws, json!({"agent": "fixture"})).await;
     let mut c = Client::open(&agent, &ws, &sid, "").await;
     assert_eq!(c.attached["seq"], 0, "a new session's head is 0");
+
+    // The handshake: ACP v1 with every client capability, then session/new in the
+    // project folder without MCP servers.
+    let init: Value = serde_json::from_str(&said(&c.turn("init").await)).unwrap();
+    assert_eq!(init["protocolVersion"], 1, "{init}");
+    let caps = &init["clientCapabilities"];
+    assert_eq!(caps["fs"]["readTextFile"], true, "{init}");
+    assert_eq!(caps["fs"]["writeTextFile"], true, "{init}");
+    assert_eq!(caps["terminal"], true, "{init}");
+    let new: Value = serde_json::from_str(&said(&c.turn("cwd").await)).unwrap();
+    assert_eq!(new["cwd"], project.as_str(), "{new}");
+    assert_eq!(new["mcpServers"], json!([]), "{new}");
 
     let frames = c.turn("echo hi there").await;
     assert_eq!(said(&frames), "You said: hi there.");
     assert_eq!(frames.last().unwrap()["stopReason"], "end_turn");
     let s = seqs(&frames);
-    assert_eq!(
-        s,
-        (1..=s.len() as u64).collect::<Vec<_>>(),
-        "contiguous from 1"
-    );
+    assert_eq!(s[0], 7, "after two turns of three frames");
+    assert_eq!(s, (7..7 + s.len() as u64).collect::<Vec<_>>(), "contiguous");
 
     // Thoughts and plans pass through as ACP updates, unchanged.
     let frames = c.turn("think hard").await;
@@ -1442,6 +1451,31 @@ async fn agent_failures_crashes_exits_and_missing_commands() {
         assert_eq!(types, vec!["agent.error", "session.stopped"], "{frames:#?}");
         assert_eq!(frames[0]["message"].as_str(), Some(error));
     }
+    let s = create_session(&agent, &ws, json!({"command": ["true"]}))
+        .await
+        .1;
+    let s = wait_session(&agent, &ws, s["id"].as_str().unwrap(), "ended", |s| {
+        s["status"] == "error"
+    })
+    .await;
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("before completing the ACP handshake"),
+        "{s}"
+    );
+    let s = create_session(&agent, &ws, json!({"command": ["/etc"]}))
+        .await
+        .1;
+    let s = wait_session(&agent, &ws, s["id"].as_str().unwrap(), "ended", |s| {
+        s["status"] == "error"
+    })
+    .await;
+    assert!(
+        s["error"].as_str().unwrap().contains("cannot be run"),
+        "{s}"
+    );
     let s5 = create_session(
         &agent,
         &ws,
@@ -1461,6 +1495,40 @@ async fn agent_failures_crashes_exits_and_missing_commands() {
     let s6 = running_session(&agent, &ws, json!({})).await;
     let mut c = Client::open(&agent, &ws, &s6, "").await;
     assert_eq!(said(&c.turn("echo fine").await), "You said: fine.");
+
+    // An idle agent killed from outside: the session ends `error`, saying so.
+    let (ok, out) = docker_exec(&ws, None, "kill -9 $(pidof fixture-agent)");
+    assert!(ok, "{out}");
+    let (frames, code) = c.until_closed().await;
+    assert_eq!(code, Some(1000));
+    let types: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["agent.error", "session.stopped"], "{frames:#?}");
+    assert!(
+        frames[0]["message"].as_str().unwrap().contains("signal 9"),
+        "{frames:#?}"
+    );
+    let s = session(&agent, &ws, &s6).await;
+    assert_eq!(
+        (&s["status"], &s["stopReason"]),
+        (&json!("error"), &json!("error")),
+        "{s}"
+    );
+
+    // A prompt sent before the session runs waits for it.
+    let (st, slow) = create_session(
+        &agent,
+        &ws,
+        json!({"command": ["sh", "-c", "sleep 0.5; exec fixture-agent"]}),
+    )
+    .await;
+    assert_eq!(st, 201, "{slow}");
+    let sid = slow["id"].as_str().unwrap();
+    let mut c = Client::open(&agent, &ws, sid, "").await;
+    c.prompt("echo early").await;
+    assert_eq!(session(&agent, &ws, sid).await["status"], "starting");
+    let frames = c.until("agent.turn_end").await;
+    assert_eq!(frames[0]["type"], "user.prompt");
+    assert_eq!(said(&frames), "You said: early.");
     c.close().await;
     agent.delete(&ws).await;
 }
@@ -1498,11 +1566,21 @@ async fn stopping_a_session_ends_an_agent_that_never_answered() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Stopped right after create, while the process starts: no process is left.
-    for _ in 0..10 {
-        let (s, body) = create_session(&agent, &ws, json!({})).await;
-        assert_eq!(s, 201, "{body}");
-        stop_session(&agent, &ws, body["id"].as_str().unwrap()).await;
+    // Stopped right after create, while the process starts (an idempotent replay
+    // hands out the id while the first create still runs): no process is left.
+    for i in 0..10 {
+        let key = format!("race-{i}");
+        let racer = |delay: u64| {
+            let (agent, ws, key) = (&agent, &ws, key.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let (s, body) = create_keyed(agent, ws, &key, json!({})).await;
+                assert!(s == 200 || s == 201, "{body}");
+                let stopped = stop_session(agent, ws, body["id"].as_str().unwrap()).await;
+                assert_eq!(stopped["status"], "stopped");
+            }
+        };
+        tokio::join!(racer(0), racer(1), racer(2), racer(3));
     }
     let agents = || {
         docker_exec(
@@ -1763,9 +1841,9 @@ async fn many_sessions_run_at_once_in_and_across_workspaces() {
     let ((w1, _), (w2, _)) = tokio::join!(workspace(&agent, "many-1"), workspace(&agent, "many-2"));
     let agent = &agent;
     let creates = [&w1, &w1, &w1, &w1, &w2, &w2, &w2, &w2]
-        .map(|ws| async move { (ws.clone(), running_session(&agent, ws, json!({})).await) });
+        .map(|ws| async move { (ws.clone(), running_session(agent, ws, json!({})).await) });
     let sessions = futures::future::join_all(creates).await;
-    let (s, body) = create_session(&agent, &w1, json!({})).await;
+    let (s, body) = create_session(agent, &w1, json!({})).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (409, Some("session_limit_reached"))
@@ -1796,7 +1874,7 @@ async fn many_sessions_run_at_once_in_and_across_workspaces() {
         );
     }
     for (ws, sid) in &sessions {
-        let frames = frames_of(&history(&agent, ws, sid, "").await);
+        let frames = frames_of(&history(agent, ws, sid, "").await);
         assert_eq!(frames.len(), 15, "three turns of five frames each");
     }
     futures::future::join(agent.delete(&w1), agent.delete(&w2)).await;

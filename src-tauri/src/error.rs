@@ -28,7 +28,7 @@ pub mod code {
     pub const INTERNAL: &str = "internal";
 }
 
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[derive(ts_rs::TS, Debug, Clone, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
     pub code: String,

@@ -3,9 +3,12 @@
 
 pub mod agent_client;
 pub mod api;
+#[cfg(feature = "app")]
+pub mod app;
 pub mod error;
 pub mod identity;
 pub mod nodes;
+pub mod notifications;
 pub mod paths;
 pub mod providers;
 pub mod secrets;

@@ -18,18 +18,33 @@ async fn write_list_read_and_ports() {
     }
     std::fs::create_dir_all(d.state()).unwrap();
     let sam = Sam::open_at(&d.state()).await.unwrap();
-    sam.set_setting("default-image", &test_image()).await.unwrap();
+    sam.set_setting("default-image", &test_image())
+        .await
+        .unwrap();
     let node = sam.add_local("here", &Quiet).await.unwrap();
     let ws = sam
-        .create_workspace("here", NewWorkspace { name: "files".into(), ..Default::default() }, true, &Quiet)
+        .create_workspace(
+            "here",
+            NewWorkspace {
+                name: "files".into(),
+                ..Default::default()
+            },
+            true,
+            &Quiet,
+        )
         .await
         .unwrap();
     let spec = format!("here/{}", ws.workspace.display_name);
 
     let body = bytes::Bytes::from_static(b"fn main() {}\n\x00\xff");
-    sam.write_file(&spec, "src/main.rs", body.clone()).await.unwrap();
+    sam.write_file(&spec, "src/main.rs", body.clone())
+        .await
+        .unwrap();
     let root = sam.list_folder(&spec, "").await.unwrap();
-    assert_eq!(root.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["src"]);
+    assert_eq!(
+        root.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["src"]
+    );
     let src = sam.list_folder(&spec, "src").await.unwrap();
     assert_eq!(src[0].name, "main.rs");
     assert_eq!(src[0].size, body.len() as u64);

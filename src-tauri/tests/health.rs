@@ -12,7 +12,10 @@ use sam_desktop::api::Quiet;
 use sam_desktop::nodes::Health;
 use sam_desktop::nodes::stream::NodeSignal;
 
-async fn next_health(rx: &mut tokio::sync::broadcast::Receiver<NodeSignal>, within: Duration) -> (Health, Instant) {
+async fn next_health(
+    rx: &mut tokio::sync::broadcast::Receiver<NodeSignal>,
+    within: Duration,
+) -> (Health, Instant) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -36,7 +39,9 @@ async fn stale_then_unhealthy_then_healthy() {
     }
     std::fs::create_dir_all(d.state()).unwrap();
     let sam = Sam::open_at(&d.state()).await.unwrap();
-    sam.set_setting("default-image", &test_image()).await.unwrap();
+    sam.set_setting("default-image", &test_image())
+        .await
+        .unwrap();
     let node = sam.add_local("here", &Quiet).await.unwrap();
     assert_eq!(node.health, Some(Health::Healthy));
     let mut rx = sam.subscribe();
@@ -46,15 +51,30 @@ async fn stale_then_unhealthy_then_healthy() {
     // Let a few heartbeats arrive, then pause the agent.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let paused = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let (h, at) = next_health(&mut rx, Duration::from_secs(3 + 30)).await;
     assert_eq!(h, Health::Stale);
-    assert!(at - paused < Duration::from_secs(3 + 30), "stale within threshold + 30 s");
+    assert!(
+        at - paused < Duration::from_secs(3 + 30),
+        "stale within threshold + 30 s"
+    );
     let (h, _) = next_health(&mut rx, Duration::from_secs(30)).await;
     assert_eq!(h, Health::Unhealthy);
 
-    assert!(std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let (h, _) = next_health(&mut rx, Duration::from_secs(30)).await;
     assert_eq!(h, Health::Healthy);
 

@@ -146,15 +146,26 @@ async fn run(
     // Demultiplex Docker's stream: stdout feeds the protocol, stderr the tail.
     let (mut stdout_tx, stdout_rx) = tokio::io::duplex(256 * 1024);
     let tail = stderr.clone();
+    // Docker's own message when it could not start the process arrives first on
+    // stdout: it is no protocol, it goes with stderr and explains the exit.
+    let start_failed = Arc::new(Mutex::new(None::<bytes::Bytes>));
+    let failed = start_failed.clone();
     let demux = tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut first = true;
         loop {
             buf.reserve(64 * 1024);
             match raw_out.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     while let Some((stream, payload)) = next_frame(&mut buf) {
-                        if stream == 2 {
+                        if stream == 1
+                            && std::mem::take(&mut first)
+                            && payload.starts_with(crate::exec::DOCKER_START_FAILED)
+                        {
+                            lock(&tail).push(&payload);
+                            *lock(&failed) = Some(payload);
+                        } else if stream == 2 {
                             lock(&tail).push(&payload);
                         } else if stream == 1 && stdout_tx.write_all(&payload).await.is_err() {
                             return;
@@ -188,7 +199,13 @@ async fn run(
     // The process may still run (a stop, or a handshake refused): end it.
     kill_exec(&engine, &exec_id).await;
     let _ = demux.await;
-    let code = exit_code(&engine, &exec_id).await;
+    let mut code = exit_code(&engine, &exec_id).await;
+    if let Some(message) = lock(&start_failed).as_ref()
+        && code == Some(126)
+    {
+        // Docker says 126 whatever the cause; the shell's 127 when it is missing.
+        code = Some(i64::from(crate::exec::start_failure(message)));
+    }
     let stderr = lock(&stderr).text();
     let _ = events.send(FromAcp::Exited { code, stderr });
 }
@@ -508,6 +525,7 @@ async fn connect(
                     .await
                 {
                     Ok(v) => v,
+                    Err(e) if gone(&e) => return Ok(None),
                     Err(e) => {
                         let _ = host.events.send(FromAcp::Failed(format!(
                             "The agent did not complete the ACP handshake: {}.",
@@ -541,12 +559,14 @@ async fn connect(
                         };
                         match retried {
                             Ok(r) => r.session_id,
+                            Err(e) if gone(&e) => return Ok(None),
                             Err(e) => {
                                 let _ = host.events.send(FromAcp::Failed(auth_message(&e, &auth_methods)));
                                 return Ok(None);
                             }
                         }
                     }
+                    Err(e) if gone(&e) => return Ok(None),
                     Err(e) => {
                         let _ = host.events.send(FromAcp::Failed(format!(
                             "The agent refused to start a session: {}.",
@@ -567,7 +587,13 @@ async fn connect(
             let _ = host.events.send(FromAcp::Ready);
 
             loop {
-                let blocks = match cmds.recv().await {
+                // The agent's output closing (it exited or crashed) ends the
+                // connection: `Exited` then says how the process ended.
+                let cmd = tokio::select! {
+                    cmd = cmds.recv() => cmd,
+                    () = cx.incoming_closed() => return Ok(()),
+                };
+                let blocks = match cmd {
                     None | Some(ToAcp::Stop) => return Ok(()),
                     Some(ToAcp::Cancel) => {
                         host.cancel_permissions();
@@ -598,6 +624,8 @@ async fn connect(
                                         .and_then(|v| v.as_str().map(str::to_string))
                                         .unwrap_or_else(|| "end_turn".into()),
                                 ),
+                                // The process went during the turn: `Exited` says how.
+                                Err(e) if gone(&e) => return Ok(()),
                                 Err(e) => FromAcp::PromptError(describe(&e)),
                             };
                             let _ = host.events.send(event);
@@ -620,6 +648,13 @@ async fn connect(
             }
         })
         .await
+}
+
+/// The agent's side of the connection closed (its process ended): not an answer
+/// of the agent's, so the exit status and stderr explain it instead.
+fn gone(e: &agent_client_protocol::Error) -> bool {
+    agent_client_protocol::is_incoming_transport_closed(e)
+        || agent_client_protocol::is_connection_terminated(e)
 }
 
 /// Resolves once the session layer asks to stop (or goes away); other commands

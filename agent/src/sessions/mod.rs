@@ -501,9 +501,11 @@ impl Sessions {
     /// Turns the protocol's events into frames, state and node events.
     async fn pump(&self, session: Arc<Session>, mut from_acp: mpsc::UnboundedReceiver<FromAcp>) {
         let mut failure: Option<String> = None;
+        let mut ready = false;
         while let Some(event) = from_acp.recv().await {
             match event {
                 FromAcp::Ready => {
+                    ready = true;
                     {
                         let mut s = lock(&session.state);
                         if s.status != SessionStatus::Starting {
@@ -635,6 +637,10 @@ impl Sessions {
                 FromAcp::Exited { code, stderr } => {
                     let message = match (&failure, code) {
                         (Some(m), _) => Some(with_stderr(m, &stderr)),
+                        (None, Some(0)) if !ready => Some(with_stderr(
+                            "The agent process exited before completing the ACP handshake",
+                            &stderr,
+                        )),
                         (None, Some(0)) => None,
                         (None, Some(127)) => Some(with_stderr(
                             "The agent command was not found in the workspace's image",

@@ -17,6 +17,7 @@ pub const HEADER_WORKSPACE_ID: &str = "x-sam-workspace-id";
 /// Idempotency header of `POST …/agent-sessions`.
 pub const HEADER_IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -24,6 +25,7 @@ pub enum Scope {
     Workspace,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -32,7 +34,9 @@ pub struct Claims {
     pub scope: Scope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub iat: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub exp: i64,
 }
 

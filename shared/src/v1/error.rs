@@ -89,8 +89,10 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// The body of every error answer.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub error: ErrorCode,
     pub message: String,
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{NodeInfo, Timestamp};
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventLevel {
@@ -96,12 +97,14 @@ impl EventType {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Opaque; sorts in creation order on one node.
     pub id: String,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub kind: EventType,
     pub level: EventLevel,
     pub node_id: String,
@@ -117,6 +120,7 @@ pub struct Event {
 }
 
 /// `GET /events`, `GET /workspaces/{id}/events`: newest first.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventPage {
@@ -126,6 +130,7 @@ pub struct EventPage {
 }
 
 /// Text frames of `/events/ws`, server to client.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeStreamFrame {

@@ -16,14 +16,16 @@ pub const SESSION_MAX_LABEL_CHARS: usize = 128;
 pub const CLOSE_CODE_TAKEN_OVER: u16 = 4001;
 
 /// An ACP permission request id: a string or a number, echoed back as is.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RequestId {
-    Number(i64),
+    Number(#[cfg_attr(feature = "ts", ts(type = "number"))] i64),
     String(String),
 }
 
 /// A prompt: plain text, or ACP content blocks.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,13 +35,16 @@ pub struct Prompt {
 }
 
 /// Every server frame: a `seq` and a typed body.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFrame {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: u64,
     #[serde(flatten)]
     pub body: SessionFrameBody,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SessionFrameBody {
@@ -94,6 +99,7 @@ impl SessionFrameBody {
 }
 
 /// Client to server frames.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SessionClientFrame {
@@ -109,6 +115,7 @@ pub enum SessionClientFrame {
 }
 
 /// `GET …/agent-sessions/{sid}/history`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub frames: Vec<SessionFrame>,

@@ -14,12 +14,14 @@ pub const EXEC_STREAM_STDOUT: u8 = 1;
 /// …and this one for stderr.
 pub const EXEC_STREAM_STDERR: u8 = 2;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TerminalClientFrame {
     Resize { cols: u16, rows: u16 },
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TerminalServerFrame {
@@ -31,6 +33,7 @@ pub enum TerminalServerFrame {
     Error { message: String },
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExecClientFrame {
@@ -44,6 +47,7 @@ pub enum ExecClientFrame {
     Eof,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExecServerFrame {

@@ -245,7 +245,12 @@ impl NodeClient {
         let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
         let value = (!header.is_empty())
-            .then(|| resp.headers().get(header).and_then(|v| v.to_str().ok()).map(str::to_string))
+            .then(|| {
+                resp.headers()
+                    .get(header)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
             .flatten();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status >= 400 {

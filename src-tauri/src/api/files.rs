@@ -28,7 +28,9 @@ impl Sam {
 
     pub async fn write_file(&self, ws: &str, path: &str, body: bytes::Bytes) -> Result<()> {
         if body.len() > EDITOR_LIMIT {
-            return Err(Error::invalid("Files over 16 MiB cannot be written through SAM."));
+            return Err(Error::invalid(
+                "Files over 16 MiB cannot be written through SAM.",
+            ));
         }
         let l = self.locate(ws).await?;
         l.client.write_file(&l.workspace.id, path, body).await

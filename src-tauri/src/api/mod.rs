@@ -4,9 +4,13 @@
 //! Invariant: the library never prints. Long work reports through a
 //! [`Progress`] sink the caller gives (stderr for the CLI, a channel for the app).
 
+pub mod exec;
 pub mod files;
+pub mod forward;
 pub mod nodes;
+pub mod sessions;
 pub mod settings;
+pub mod terminals;
 pub mod workspaces;
 
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result, code};
 use crate::nodes::{Health, Node, NodeRecord, NodeStatus, Provider, health, validate_name};
 use crate::providers::NodeProvider;
 use crate::providers::local::Local;
+use crate::providers::ssh::{self, AddSsh, ConfirmHostKey, Ssh};
 
 /// How long the CLI's health probe waits.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,16 +32,23 @@ impl Sam {
 
     /// A node as shown, after probing its agent (`GET /node`, short timeout).
     pub async fn node_view(&self, record: NodeRecord) -> Node {
+        self.probed_view(record).await.0
+    }
+
+    /// A node as shown and, when its agent could not be asked, why. A node whose
+    /// agent presents another certificate than the pinned one is `unhealthy` at
+    /// once (not a blip to wait out); the reason names both fingerprints.
+    pub async fn probed_view(&self, record: NodeRecord) -> (Node, Option<Error>) {
         let mut record = record;
         if matches!(
             record.status,
             NodeStatus::Stopped | NodeStatus::Deleting | NodeStatus::Provisioning
         ) {
-            return record.view(WorkspaceCounts::default(), None);
+            return (record.view(WorkspaceCounts::default(), None), None);
         }
         let probe = match self.client(&record).await {
             Ok(c) => tokio::time::timeout(PROBE_TIMEOUT, c.node()).await.ok(),
-            Err(_) => None,
+            Err(e) => Some(Err(e)),
         };
         match probe {
             Some(Ok(info)) => {
@@ -51,9 +59,24 @@ impl Sam {
                 record.last_seen_at = Some(crate::now());
                 record.agent_version = Some(info.version.clone());
                 record.health = Some(Health::Healthy);
-                record.view(info.workspaces, Some(info.limits))
+                (record.view(info.workspaces, Some(info.limits)), None)
             }
-            _ => {
+            Some(Err(e)) if e.is(code::CERTIFICATE_CHANGED) => {
+                self.set_health(&record.id, Health::Unhealthy).await;
+                record.health = Some(Health::Unhealthy);
+                (record.view(WorkspaceCounts::default(), None), Some(e))
+            }
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e,
+                    _ => Error::new(
+                        code::UNREACHABLE,
+                        format!(
+                            "The node's agent did not answer within {} s.",
+                            PROBE_TIMEOUT.as_secs()
+                        ),
+                    ),
+                };
                 let since = record
                     .last_seen_at
                     .and_then(|t| (crate::now() - t).to_std().ok());
@@ -68,7 +91,7 @@ impl Sam {
                 };
                 self.set_health(&record.id, judged).await;
                 record.health = Some(judged);
-                record.view(WorkspaceCounts::default(), None)
+                (record.view(WorkspaceCounts::default(), None), Some(why))
             }
         }
     }
@@ -82,6 +105,12 @@ impl Sam {
     pub async fn show_node(&self, name_or_id: &str) -> Result<Node> {
         let record = self.node_record(name_or_id).await?;
         Ok(self.node_view(record).await)
+    }
+
+    /// `show_node`, and why the agent could not be asked (for a warning).
+    pub async fn inspect_node(&self, name_or_id: &str) -> Result<(Node, Option<Error>)> {
+        let record = self.node_record(name_or_id).await?;
+        Ok(self.probed_view(record).await)
     }
 
     async fn check_node_limit(&self) -> Result<()> {
@@ -162,6 +191,67 @@ impl Sam {
         self.adopt(record, progress).await
     }
 
+    /// `sam node add ssh`: a server reached over SSH. The name is checked before
+    /// anything is contacted; a failure part-way leaves nothing on the server and
+    /// nothing stored. `confirm` asks about a host key seen for the first time
+    /// (none: refuse, naming the fingerprint).
+    pub async fn add_ssh(
+        &self,
+        name: &str,
+        spec: AddSsh,
+        confirm: Option<Box<ConfirmHostKey>>,
+        progress: &dyn Progress,
+    ) -> Result<Node> {
+        validate_name(name)?;
+        if self.store().nodes().await?.iter().any(|n| n.name == name) {
+            return Err(Error::new(
+                code::CONFLICT,
+                format!("There is a node named {name:?} already."),
+            )
+            .hint("Pick another name with --name, or remove that node first (`sam node rm`)."));
+        }
+        self.check_node_limit().await?;
+        let record = Ssh::adding(spec, confirm)
+            .create(self, name, progress)
+            .await?;
+        // Storing is the only step of `adopt` that can fail; if it does, the
+        // server is cleaned up again.
+        match self.adopt(record.clone(), progress).await {
+            Ok(node) => Ok(node),
+            Err(e) => {
+                progress.step("Undoing what was made on the server.");
+                if let Err(undo) = Ssh::existing().delete(self, &record, progress).await {
+                    tracing::warn!(error = %undo.message, "undoing the SSH install failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The SSH host key `host:port` presents, for a person to confirm.
+    pub async fn ssh_host_key(&self, host: &str, port: u16) -> Result<String> {
+        ssh::scan_host_key(host, port).await
+    }
+
+    /// Forgets a node without touching its machine (for a server that is gone):
+    /// whatever runs there is left as it is.
+    pub async fn forget_node(&self, name_or_id: &str) -> Result<NodeRecord> {
+        let record = self.node_record(name_or_id).await?;
+        self.unwatch_node(&record.id);
+        self.store().delete_node(&record.id).await?;
+        self.record_event(
+            None,
+            EventType::Other("node.forgotten".into()),
+            EventLevel::Warn,
+            format!(
+                "Forgot node {} ({}) without removing anything from it.",
+                record.name, record.address
+            ),
+        )
+        .await;
+        Ok(record)
+    }
+
     /// What stopping or removing a node would end (the agent's dry run).
     pub async fn node_stop_plan(&self, name_or_id: &str) -> Result<NodeStopPlan> {
         let record = self.node_record(name_or_id).await?;
@@ -179,6 +269,11 @@ impl Sam {
         if record.status == NodeStatus::Stopped {
             return Ok(self.node_view(record).await);
         }
+        // Check SSH (host key, login) before the workspaces are stopped, so a
+        // refusal there leaves the node as it was.
+        if record.provider == Provider::Ssh {
+            ssh::preflight(&record).await?;
+        }
         record.status = NodeStatus::Stopping;
         self.store().update_node(&record).await?;
         progress.step("Stopping every workspace on the node.");
@@ -190,6 +285,7 @@ impl Sam {
         }
         let result = match record.provider {
             Provider::Local => Local.stop(self, &mut record, progress).await,
+            Provider::Ssh => Ssh::existing().stop(self, &mut record, progress).await,
             _ => Err(unsupported(record.provider)),
         };
         record.status = if result.is_ok() {
@@ -214,6 +310,7 @@ impl Sam {
         let mut record = self.node_record(name_or_id).await?;
         let result = match record.provider {
             Provider::Local => Local.start(self, &mut record, progress).await,
+            Provider::Ssh => Ssh::existing().start(self, &mut record, progress).await,
             _ => Err(unsupported(record.provider)),
         };
         record.status = if result.is_ok() {
@@ -244,6 +341,9 @@ impl Sam {
         progress: &dyn Progress,
     ) -> Result<NodeRecord> {
         let mut record = self.node_record(name_or_id).await?;
+        if record.provider == Provider::Ssh {
+            ssh::preflight(&record).await?;
+        }
         if record.status != NodeStatus::Stopped
             && let Ok(client) = self.client(&record).await
             && let Ok(workspaces) = client.workspaces().await
@@ -274,6 +374,7 @@ impl Sam {
         self.unwatch_node(&record.id);
         let result = match record.provider {
             Provider::Local => Local.delete(self, &record, progress).await,
+            Provider::Ssh => Ssh::existing().delete(self, &record, progress).await,
             _ => Err(unsupported(record.provider)),
         };
         if let Err(e) = result {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result, code};
 use crate::nodes::{NodeRecord, NodeStatus};
 
 /// A workspace as the CLI and app show it: the contract's, plus its node.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(ts_rs::TS, Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceView {
     #[serde(flatten)]

@@ -105,7 +105,10 @@ async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--max-workspaces", &max_ws.to_string()])
         .args(["--max-sessions-per-workspace", &max_sessions.to_string()])
-        .args(["--heartbeat-seconds", &heartbeat_seconds(sam).await.to_string()]);
+        .args([
+            "--heartbeat-seconds",
+            &heartbeat_seconds(sam).await.to_string(),
+        ]);
     if let Ok(Some(image)) = sam.store().setting("default-image").await {
         cmd.args(["--default-image", &image]);
     }

@@ -4,7 +4,9 @@
 //! to stop every workspace before a provider powers anything off); providers own
 //! the machine.
 
+pub mod bootstrap;
 pub mod local;
+pub mod ssh;
 
 use crate::api::{Progress, Sam};
 use crate::error::Result;

@@ -3,6 +3,8 @@
 //! port, and real Docker.
 #![allow(dead_code)]
 
+pub mod ssh;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;

@@ -7,7 +7,9 @@
 mod events;
 mod nodes;
 mod output;
+mod sessions;
 mod settings;
+mod terminals;
 mod workspaces;
 
 use std::process::ExitCode;
@@ -42,9 +44,18 @@ pub enum Command {
     Ws(workspaces::WsCmd),
     /// Events of all nodes, a node, or a workspace.
     Events(events::EventsArgs),
+    /// Agent sessions: start, list, attach, prompt, stop.
+    #[command(subcommand)]
+    Session(sessions::SessionCmd),
     /// Settings and secrets.
     #[command(subcommand)]
     Settings(settings::SettingsCmd),
+    /// Terminals in a workspace: start or attach (Ctrl-] d detaches), list, kill.
+    Term(terminals::TermArgs),
+    /// Run one command in a workspace (stdin, stdout, stderr and status passed through).
+    Exec(terminals::ExecArgs),
+    /// Forward 127.0.0.1:LOCAL_PORT to a port in a workspace, until Ctrl-C.
+    Forward(terminals::ForwardArgs),
 }
 
 /// How a command ended, when not with a plain success or failure.
@@ -80,7 +91,17 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return output::fail(&Error::internal(format!("Cannot start: {e}"))),
     };
+    // `exec` fails with 125 (CLI.md); `forward` ends on Ctrl-C by design (exit 0).
+    let exec = matches!(cli.command, Command::Exec(_));
+    // `session prompt` turns its first Ctrl-C into a cancel of its turn.
+    let own_interrupt = matches!(
+        cli.command,
+        Command::Forward(_) | Command::Session(sessions::SessionCmd::Prompt(_))
+    );
     let result = runtime.block_on(async {
+        if own_interrupt {
+            return run(cli).await;
+        }
         tokio::select! {
             r = run(cli) => r,
             _ = tokio::signal::ctrl_c() => Ok(Outcome::Code(130)),
@@ -91,6 +112,10 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Code(c)) => ExitCode::from(c),
+        Err(e) if exec => {
+            output::fail(&e);
+            ExitCode::from(125)
+        }
         Err(e) => output::fail(&e),
     }
 }
@@ -105,6 +130,10 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Node(cmd) => nodes::run(&sam, &out, cmd).await,
         Command::Ws(cmd) => workspaces::run(&sam, &out, cmd).await,
         Command::Events(args) => events::run(&sam, &out, args).await,
+        Command::Session(cmd) => sessions::run(&sam, &out, cmd).await,
         Command::Settings(cmd) => settings::run(&sam, &out, cmd).await,
+        Command::Term(args) => terminals::term(&sam, &out, args).await,
+        Command::Exec(args) => terminals::exec(&sam, args).await,
+        Command::Forward(args) => terminals::forward(&sam, &out, args).await,
     }
 }

@@ -1,8 +1,12 @@
 //! `sam node …`
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 use sam_desktop::Sam;
 use sam_desktop::nodes::Node;
+use sam_desktop::providers::ssh::{AddSsh, ConfirmHostKey, default_name, parse_destination};
 use serde_json::json;
 
 use crate::Outcome;
@@ -22,13 +26,59 @@ pub enum NodeCmd {
     /// Start a stopped node.
     Start { node: String },
     /// Delete the node's workspaces and remove the node.
-    Rm { node: String },
+    Rm {
+        node: String,
+        /// Only make SAM forget the node (for a server that is gone): nothing on
+        /// the server is stopped or removed.
+        #[arg(long)]
+        forget: bool,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum AddCmd {
     /// This computer.
     Local(LocalArgs),
+    /// A Linux x86_64 server you can log in to with an SSH key.
+    Ssh(SshArgs),
+}
+
+#[derive(Args)]
+pub struct SshArgs {
+    /// USER@HOST (HOST alone: your local user name).
+    pub destination: String,
+    /// The SSH port.
+    #[arg(long, default_value_t = 22)]
+    pub port: u16,
+    /// The private key to log in with [default: ~/.ssh/id_ed25519, else ~/.ssh/id_rsa].
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// The node's name [default: the host].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Trust this host key (as `ssh-keygen -lf` prints it) without asking.
+    #[arg(long, value_name = "SHA256:…")]
+    pub accept_host_key: Option<String>,
+    /// The agent's TCP port on the server.
+    #[arg(long, env = "SAM_SSH_AGENT_PORT", default_value_t = 7420)]
+    pub agent_port: u16,
+}
+
+/// On a terminal: shows a host key seen for the first time and asks.
+fn ask_host_key() -> Option<Box<ConfirmHostKey>> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    Some(Box::new(|place: &str, fingerprint: &str| {
+        eprintln!(
+            "The SSH server {place} presents the host key\n  {fingerprint}\nSAM has not seen it before. Compare it with the server's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there)."
+        );
+        eprint!("Trust it and continue? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim(), "y" | "Y" | "yes")
+    }))
 }
 
 #[derive(Args)]
@@ -83,6 +133,20 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
             let node = sam.add_local(&a.name, &Steps).await?;
             out.one(&node, || human(&node));
         }
+        NodeCmd::Add(AddCmd::Ssh(a)) => {
+            let (user, host) = parse_destination(&a.destination)?;
+            let name = a.name.clone().unwrap_or_else(|| default_name(&host));
+            let spec = AddSsh {
+                user,
+                host,
+                port: a.port,
+                identity: a.identity,
+                accept_host_key: a.accept_host_key,
+                agent_port: Some(a.agent_port),
+            };
+            let node = sam.add_ssh(&name, spec, ask_host_key(), &Steps).await?;
+            out.one(&node, || human(&node));
+        }
         NodeCmd::Ls => {
             let nodes = sam.list_nodes().await?;
             out.list(
@@ -110,7 +174,13 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
             );
         }
         NodeCmd::Show { node } => {
-            let n = sam.show_node(&node).await?;
+            let (n, problem) = sam.inspect_node(&node).await?;
+            if let Some(e) = problem {
+                eprintln!("warning: {}", e.message);
+                if let Some(h) = &e.hint {
+                    eprintln!("hint: {h}");
+                }
+            }
             out.one(&n, || human(&n));
         }
         NodeCmd::Stop { node } => {
@@ -124,7 +194,23 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
             let n = sam.start_node(&node, &Steps).await?;
             out.one(&n, || human(&n));
         }
-        NodeCmd::Rm { node } => {
+        NodeCmd::Rm { node, forget: true } => {
+            let record = sam.node_record(&node).await?;
+            eprintln!(
+                "Forgetting {}: SAM stops managing it; nothing on {} is stopped or removed.",
+                record.name, record.address
+            );
+            out.confirm("Forgetting the node")?;
+            let forgotten = sam.forget_node(&node).await?;
+            out.one(
+                &json!({"id": forgotten.id, "deleted": true, "forgotten": true}),
+                || format!("Forgot node {}.", forgotten.name),
+            );
+        }
+        NodeCmd::Rm {
+            node,
+            forget: false,
+        } => {
             let words = plan_words(sam, &node, "Removing")
                 .await
                 .unwrap_or_else(|_| format!("Removing {node}."));
