@@ -67,3 +67,35 @@ fn add_this_computer_create_workspaces_stop_start_remove() {
     );
     assert!(containers.stdout.is_empty(), "no container left behind");
 }
+
+/// An agent that died is started again, and finds its workspaces as they were.
+#[test]
+fn a_dead_local_agent_is_started_again() {
+    let d = Desktop::new();
+    d.add_local();
+    let ws = d.json(&["ws", "create", "here", "keep"]);
+    let pid = sam_desktop::providers::local::agent_pid(d.port as u64).expect("agent pid");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Wait until it is really gone.
+    for _ in 0..100 {
+        if sam_desktop::providers::local::agent_pid(d.port as u64).is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let node = d.json(&["node", "show", "here"]);
+    assert_eq!(node["health"], "healthy", "{node}");
+    let new_pid = sam_desktop::providers::local::agent_pid(d.port as u64).expect("restarted");
+    assert_ne!(new_pid, pid);
+    let shown = d.json(&["ws", "show", ws["id"].as_str().unwrap()]);
+    assert_eq!(shown["status"], "running");
+    let events = d.ok(&["events", "here"]);
+    assert!(events.contains("node.restarted"), "{events}");
+    d.ok(&["--yes", "node", "rm", "here"]);
+}

@@ -46,10 +46,21 @@ impl Sam {
         ) {
             return (record.view(WorkspaceCounts::default(), None), None);
         }
-        let probe = match self.client(&record).await {
+        let mut probe = match self.client(&record).await {
             Ok(c) => tokio::time::timeout(PROBE_TIMEOUT, c.node()).await.ok(),
             Err(e) => Some(Err(e)),
         };
+        // This computer's agent died (a crash, a reboot): start it again.
+        if record.provider == Provider::Local
+            && record.status == NodeStatus::Running
+            && !matches!(probe, Some(Ok(_)))
+            && self.revive_local(&mut record).await
+        {
+            probe = match self.client(&record).await {
+                Ok(c) => tokio::time::timeout(PROBE_TIMEOUT, c.node()).await.ok(),
+                Err(e) => Some(Err(e)),
+            };
+        }
         match probe {
             Some(Ok(info)) => {
                 self.seen(&record.id, &info).await;
@@ -92,6 +103,39 @@ impl Sam {
                 self.set_health(&record.id, judged).await;
                 record.health = Some(judged);
                 (record.view(WorkspaceCounts::default(), None), Some(why))
+            }
+        }
+    }
+
+    /// Starts this computer's agent again when nothing answers on its port.
+    /// Answers whether it was started.
+    pub async fn revive_local(&self, record: &mut NodeRecord) -> bool {
+        let port = record
+            .provider_ids
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .unwrap_or(crate::providers::local::DEFAULT_PORT as u64);
+        if crate::providers::local::agent_pid(port).is_some() {
+            return false;
+        }
+        match Local.start(self, record, &super::Quiet).await {
+            Ok(()) => {
+                let _ = self.store().update_node(record).await;
+                self.record_event(
+                    Some(&record.id),
+                    EventType::Other("node.restarted".into()),
+                    EventLevel::Warn,
+                    format!(
+                        "The agent of {} had stopped; SAM started it again.",
+                        record.name
+                    ),
+                )
+                .await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message, "the local agent could not be started again");
+                false
             }
         }
     }
