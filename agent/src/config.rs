@@ -24,6 +24,13 @@ pub enum Command {
     /// Make this node's TLS key and self-signed certificate (kept if present);
     /// prints the certificate's SHA256 fingerprint.
     TlsInit(crate::tls::TlsInitArgs),
+    /// Hold one terminal (started by the agent, not by people): its spec comes on
+    /// stdin; it serves a unix socket in the data dir's `holders/`.
+    #[command(hide = true)]
+    HoldTerminal {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

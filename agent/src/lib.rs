@@ -10,6 +10,7 @@ pub mod exec;
 pub mod extract;
 pub mod files;
 pub mod firewall;
+pub mod holders;
 pub mod node;
 pub mod passwd;
 pub mod ports;
@@ -90,6 +91,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     )
     .await?;
     let verifier = auth::TokenVerifier::new(config.trusted_key.clone(), config.node_id.clone());
+    let terminals_host = holders::TerminalHost {
+        data_dir: config.data_dir.clone(),
+        node_id: config.node_id.clone(),
+        events: events.clone(),
+    };
     let state = AppState {
         config: Arc::new(config),
         verifier: Arc::new(verifier),
@@ -103,10 +109,23 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
             version: None,
         })),
         terminals: terminals::Terminals::default(),
+        terminals_host,
         sessions,
         started_at: now(),
         shutdown: CancellationToken::new(),
     };
+    // Terminals a previous agent left running in their holders are adopted.
+    let known: std::collections::HashSet<String> = state
+        .workspaces
+        .list()
+        .await
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    state
+        .terminals_host
+        .recover(&state.terminals, |ws| known.contains(ws))
+        .await;
     // What runs inside a workspace ends before its container stops.
     let sessions = state.sessions.clone();
     state.workspaces.on_end(Arc::new(move |id, reason| {

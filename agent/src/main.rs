@@ -61,6 +61,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::TlsInit(args) => return tls_init(&args),
+        Command::HoldTerminal { data_dir } => return hold_terminal(data_dir),
     };
     let config = match Config::from_args(args) {
         Ok(c) => c,
@@ -109,4 +110,28 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `sam-agent hold-terminal`: the holder process of one terminal.
+fn hold_terminal(data_dir: std::path::PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    // One thread: a holder serves one terminal.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            println!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(sam_agent::holders::terminal::main(data_dir))
 }

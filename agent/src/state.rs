@@ -23,6 +23,8 @@ pub struct AppState {
     pub limits: Arc<RwLock<Limits>>,
     pub engine: crate::docker::Engine,
     pub terminals: crate::terminals::Terminals,
+    /// Starts and adopts the holder processes that own terminals.
+    pub terminals_host: crate::holders::TerminalHost,
     pub sessions: crate::sessions::Sessions,
     /// Docker as last seen by the monitor.
     pub docker: Arc<RwLock<DockerStatus>>,

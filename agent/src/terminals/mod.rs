@@ -7,9 +7,10 @@
 //! channel under one lock; a viewer subscribes and copies the ring under the same
 //! lock, so replay and live output neither overlap nor leave a gap.
 //!
-//! The seam for holders (terminals that outlive the agent): a [`Terminal`] is a
-//! byte stream in, a byte stream + exit code out, plus resize and kill. Only
-//! [`Terminal::start`] knows the bytes come from a Docker exec.
+//! [`Terminal`] (the exec, the ring, the viewers' broadcast) runs inside a holder
+//! process (`crate::holders`), so a terminal outlives the agent. The agent knows
+//! each terminal as a [`Held`]: the holder's socket, plus what its control
+//! connection last said (size, exit).
 
 pub mod ring;
 pub mod routes;
@@ -217,18 +218,173 @@ impl Terminal {
     }
 }
 
+/// A terminal as the agent knows it: held by a holder process (see `holders`),
+/// reached over its unix socket. A control connection tells the agent when the
+/// process exits (or the holder dies); viewers open their own connections.
+pub struct Held {
+    pub id: String,
+    pub workspace_id: String,
+    pub created_at: Timestamp,
+    socket: std::path::PathBuf,
+    state: Mutex<HeldState>,
+    control: tokio::sync::mpsc::UnboundedSender<crate::holders::wire::Msg>,
+}
+
+struct HeldState {
+    cols: u16,
+    rows: u16,
+    exit: Option<i32>,
+}
+
+/// Exit code reported when a holder vanished without telling (SIGHUP).
+pub const HOLDER_LOST_EXIT: i32 = 128 + 1;
+
+/// What a viewer connection to a holder gives.
+pub type ViewerConn =
+    tokio_util::codec::Framed<tokio::net::UnixStream, crate::holders::wire::Codec>;
+
+impl Held {
+    /// Connects to a holder's socket and follows it (its control connection).
+    /// `on_lost` runs when the holder goes without reporting an exit.
+    pub async fn adopt(
+        id: String,
+        workspace_id: String,
+        created_at: Timestamp,
+        socket: std::path::PathBuf,
+        on_lost: impl FnOnce(String) + Send + 'static,
+    ) -> std::io::Result<Arc<Held>> {
+        use crate::holders::wire::{Codec, Msg, VERSION};
+        use futures::{SinkExt, StreamExt};
+
+        let stream = tokio::net::UnixStream::connect(&socket).await?;
+        let mut conn = tokio_util::codec::Framed::new(stream, Codec);
+        conn.send(Msg::Hello {
+            version: VERSION,
+            viewer: false,
+        })
+        .await?;
+        let first = tokio::time::timeout(Duration::from_secs(5), conn.next())
+            .await
+            .map_err(|_| std::io::Error::other("the holder did not answer"))?;
+        let info: crate::holders::Info = match first {
+            Some(Ok(Msg::Info(json))) => {
+                serde_json::from_slice(&json).map_err(std::io::Error::other)?
+            }
+            Some(Ok(Msg::Error(e))) => return Err(std::io::Error::other(e)),
+            _ => return Err(std::io::Error::other("the holder answered nonsense")),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+        let held = Arc::new(Held {
+            id,
+            workspace_id,
+            created_at,
+            socket,
+            state: Mutex::new(HeldState {
+                cols: info.cols,
+                rows: info.rows,
+                exit: info.exit_code,
+            }),
+            control: tx,
+        });
+        let weak = Arc::downgrade(&held);
+        tokio::spawn(async move {
+            let mut reported = false;
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(msg) => { if conn.send(msg).await.is_err() { break; } }
+                        None => return,
+                    },
+                    msg = conn.next() => match msg {
+                        Some(Ok(Msg::Exit(code))) => {
+                            reported = true;
+                            if let Some(h) = weak.upgrade() { lock(&h.state).exit = Some(code); }
+                        }
+                        Some(Ok(Msg::Info(json))) => {
+                            if let (Some(h), Ok(i)) = (weak.upgrade(), serde_json::from_slice::<crate::holders::Info>(&json)) {
+                                let mut s = lock(&h.state);
+                                (s.cols, s.rows) = (i.cols, i.rows);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    },
+                }
+            }
+            // The holder went. If it never said the process ended, say so.
+            if let Some(h) = weak.upgrade() {
+                let mut s = lock(&h.state);
+                if s.exit.is_none() {
+                    s.exit = Some(HOLDER_LOST_EXIT);
+                    drop(s);
+                    if !reported {
+                        on_lost(h.id.clone());
+                    }
+                }
+            }
+        });
+        Ok(held)
+    }
+
+    pub fn info(&self) -> TerminalInfo {
+        let s = lock(&self.state);
+        TerminalInfo {
+            id: self.id.clone(),
+            cols: s.cols,
+            rows: s.rows,
+            created_at: self.created_at,
+            exited: s.exit.is_some(),
+            exit_code: s.exit,
+        }
+    }
+
+    /// Opens a viewer connection: scrollback, `Ready`, then live output.
+    pub async fn view(&self) -> std::io::Result<ViewerConn> {
+        use crate::holders::wire::{Codec, Msg, VERSION};
+        use futures::SinkExt;
+        let stream = tokio::net::UnixStream::connect(&self.socket).await?;
+        let mut conn = tokio_util::codec::Framed::new(stream, Codec);
+        conn.send(Msg::Hello {
+            version: VERSION,
+            viewer: true,
+        })
+        .await?;
+        Ok(conn)
+    }
+
+    /// Records a size a viewer set (the holder applies it).
+    pub fn note_size(&self, cols: u16, rows: u16) {
+        let mut s = lock(&self.state);
+        (s.cols, s.rows) = (cols, rows);
+    }
+
+    /// Ends the process and lets the holder go.
+    pub fn kill_and_release(&self) {
+        let _ = self.control.send(crate::holders::wire::Msg::Kill);
+        let _ = self.control.send(crate::holders::wire::Msg::Release);
+    }
+
+    /// Waits (briefly) until the process has ended.
+    pub async fn wait_exit(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while lock(&self.state).exit.is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Every terminal on the node, by id.
 #[derive(Clone, Default)]
 pub struct Terminals {
-    by_id: Arc<Mutex<HashMap<String, Arc<Terminal>>>>,
+    by_id: Arc<Mutex<HashMap<String, Arc<Held>>>>,
 }
 
 impl Terminals {
-    pub fn insert(&self, terminal: Arc<Terminal>) {
+    pub fn insert(&self, terminal: Arc<Held>) {
         lock(&self.by_id).insert(terminal.id.clone(), terminal);
     }
 
-    pub fn get(&self, workspace: &str, id: &str) -> Option<Arc<Terminal>> {
+    pub fn get(&self, workspace: &str, id: &str) -> Option<Arc<Held>> {
         lock(&self.by_id)
             .get(id)
             .filter(|t| t.workspace_id == workspace)
@@ -245,7 +401,7 @@ impl Terminals {
         list
     }
 
-    pub fn remove(&self, workspace: &str, id: &str) -> Option<Arc<Terminal>> {
+    pub fn remove(&self, workspace: &str, id: &str) -> Option<Arc<Held>> {
         let mut map = lock(&self.by_id);
         if map.get(id).is_some_and(|t| t.workspace_id == workspace) {
             map.remove(id)
@@ -254,9 +410,16 @@ impl Terminals {
         }
     }
 
+    pub fn workspaces(&self) -> Vec<(String, String)> {
+        lock(&self.by_id)
+            .values()
+            .map(|t| (t.id.clone(), t.workspace_id.clone()))
+            .collect()
+    }
+
     /// A workspace stops, restarts or goes: its terminals end and leave the list.
     pub async fn end_workspace(&self, workspace: &str) {
-        let ended: Vec<Arc<Terminal>> = {
+        let ended: Vec<Arc<Held>> = {
             let mut map = lock(&self.by_id);
             let ids: Vec<String> = map
                 .values()
@@ -265,7 +428,10 @@ impl Terminals {
                 .collect();
             ids.iter().filter_map(|id| map.remove(id)).collect()
         };
-        futures::future::join_all(ended.iter().map(|t| t.kill())).await;
+        for t in &ended {
+            t.kill_and_release();
+        }
+        futures::future::join_all(ended.iter().map(|t| t.wait_exit(Duration::from_secs(2)))).await;
     }
 }
 

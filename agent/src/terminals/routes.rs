@@ -9,16 +9,13 @@ use sam_protocol::{
     CreateTerminal, ErrorCode, TERMINAL_MAX_DIMENSION, TERMINAL_MAX_FRAME_BYTES,
     TerminalClientFrame, TerminalList, TerminalServerFrame,
 };
-use tokio::sync::broadcast::error::RecvError;
 
-use super::{Launch, Output, Terminal};
+use super::Held;
 use crate::auth::WorkspaceAccess;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-/// Replay is sent in frames of at most this many bytes.
-const REPLAY_FRAME: usize = 256 * 1024;
 /// Close code for a viewer that fell too far behind (it may reconnect: the ring
 /// replays what it missed, up to its size).
 const CLOSE_TOO_SLOW: u16 = 1013;
@@ -65,7 +62,11 @@ pub async fn create(
             vec![shell, "-l".into()]
         }
     };
-    let launch = Launch {
+    let id = crate::workspaces::new_id();
+    let spec = crate::holders::TerminalSpec {
+        node: state.config.node_id.clone(),
+        workspace: access.id.clone(),
+        id: id.clone(),
         container: target.container,
         user: target.user,
         workdir: target.workdir,
@@ -73,13 +74,11 @@ pub async fn create(
         cols: body.cols,
         rows: body.rows,
     };
-    let terminal = Terminal::start(
-        state.engine.clone(),
-        crate::workspaces::new_id(),
-        access.id.clone(),
-        launch,
-    )
-    .await?;
+    let terminal = state
+        .terminals_host
+        .start(&spec)
+        .await
+        .map_err(|e| ApiError::internal(format!("terminal {id}: {e}")))?;
     let info = terminal.info();
     state.terminals.insert(terminal);
     Ok((StatusCode::CREATED, Json(info)))
@@ -95,7 +94,8 @@ pub async fn delete(
         .terminals
         .remove(&access.id, &tid)
         .ok_or_else(|| terminal_not_found(&tid))?;
-    terminal.kill().await;
+    terminal.kill_and_release();
+    terminal.wait_exit(std::time::Duration::from_secs(2)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -144,56 +144,64 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     crate::exec::drain_until_closed(socket).await;
 }
 
-/// One viewer: replay, `ready`, then live output and input until either side ends.
+/// One viewer: the holder sends the scrollback, `ready`, then live output; input
+/// and resizes go back. Frames are relayed as they come (bytes stay bytes).
 async fn view(
-    terminal: std::sync::Arc<Terminal>,
+    terminal: std::sync::Arc<Held>,
     mut socket: WebSocket,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let (replay, exited, mut live) = terminal.attach();
-    for chunk in replay.chunks(REPLAY_FRAME) {
-        if socket
-            .send(Message::Binary(bytes::Bytes::copy_from_slice(chunk)))
-            .await
-            .is_err()
-        {
+    use crate::holders::wire::Msg;
+    use futures::{SinkExt, StreamExt};
+
+    let mut holder = match terminal.view().await {
+        Ok(h) => h,
+        Err(_) => {
+            // The holder is gone: report what is known, as for an exited terminal.
+            let _ = socket.send(control(&TerminalServerFrame::Ready)).await;
+            let code = terminal.info().exit_code.unwrap_or(super::HOLDER_LOST_EXIT);
+            let _ = socket
+                .send(control(&TerminalServerFrame::Exit { code }))
+                .await;
+            close(&mut socket, 1000, "exited").await;
             return;
         }
-    }
-    if socket
-        .send(control(&TerminalServerFrame::Ready))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    if let Some(code) = exited {
-        let _ = socket
-            .send(control(&TerminalServerFrame::Exit { code }))
-            .await;
-        close(&mut socket, 1000, "exited").await;
-        return;
-    }
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 close(&mut socket, 1001, "agent shutting down").await;
                 return;
             }
-            out = live.recv() => match out {
-                Ok(Output::Bytes(b)) => {
+            from_holder = holder.next() => match from_holder {
+                Some(Ok(Msg::Output(b))) => {
                     if socket.send(Message::Binary(b)).await.is_err() { return; }
                 }
-                Ok(Output::Exit(code)) => {
+                Some(Ok(Msg::Ready)) => {
+                    if socket.send(control(&TerminalServerFrame::Ready)).await.is_err() { return; }
+                }
+                Some(Ok(Msg::Exit(code))) => {
                     let _ = socket.send(control(&TerminalServerFrame::Exit { code })).await;
                     close(&mut socket, 1000, "exited").await;
                     return;
                 }
-                Err(RecvError::Lagged(_)) => {
+                Some(Ok(Msg::TooSlow)) => {
                     close(&mut socket, CLOSE_TOO_SLOW, "viewer too slow; reconnect to catch up").await;
                     return;
                 }
-                Err(RecvError::Closed) => return,
+                Some(Ok(Msg::Error(message))) => {
+                    if socket.send(control(&TerminalServerFrame::Error { message })).await.is_err() { return; }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    // The holder went without an exit: the terminal is over.
+                    let _ = socket
+                        .send(control(&TerminalServerFrame::Error { message: "the terminal's holder process ended".into() }))
+                        .await;
+                    let _ = socket.send(control(&TerminalServerFrame::Exit { code: super::HOLDER_LOST_EXIT })).await;
+                    close(&mut socket, 1000, "exited").await;
+                    return;
+                }
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Binary(data))) => {
@@ -201,8 +209,7 @@ async fn view(
                         close(&mut socket, 1009, "frame over 1 MiB").await;
                         return;
                     }
-                    if terminal.write(&data).await.is_err() {
-                        // The process is going; its exit frame follows.
+                    if holder.send(Msg::Input(data)).await.is_err() {
                         continue;
                     }
                 }
@@ -213,10 +220,11 @@ async fn view(
                     }
                     let reply = match serde_json::from_str::<TerminalClientFrame>(&text) {
                         Ok(TerminalClientFrame::Resize { cols, rows }) => match check_size(cols, rows) {
-                            Ok(()) => match terminal.resize(cols, rows).await {
-                                Ok(()) => None,
-                                Err(e) => Some(format!("resize failed: {e}")),
-                            },
+                            Ok(()) => {
+                                terminal.note_size(cols, rows);
+                                let _ = holder.send(Msg::Resize { cols, rows }).await;
+                                None
+                            }
                             Err(e) => Some(e),
                         },
                         Err(e) => Some(format!("not a terminal control frame: {e}")),
