@@ -31,6 +31,12 @@ pub enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Hold one agent session (started by the agent, not by people).
+    #[command(hide = true)]
+    HoldSession {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -83,10 +83,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         store.clone(),
         events.clone(),
         workspaces.clone(),
-        docker.clone(),
         config.agents.clone(),
         config.default_agent.clone(),
         limits.clone(),
+        config.node_id.clone(),
         &config.data_dir,
     )
     .await?;

@@ -61,7 +61,8 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::TlsInit(args) => return tls_init(&args),
-        Command::HoldTerminal { data_dir } => return hold_terminal(data_dir),
+        Command::HoldTerminal { data_dir } => return hold(data_dir, false),
+        Command::HoldSession { data_dir } => return hold(data_dir, true),
     };
     let config = match Config::from_args(args) {
         Ok(c) => c,
@@ -112,8 +113,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `sam-agent hold-terminal`: the holder process of one terminal.
-fn hold_terminal(data_dir: std::path::PathBuf) -> ExitCode {
+/// `sam-agent hold-terminal` / `hold-session`: the holder process of one terminal
+/// or one agent session.
+fn hold(data_dir: std::path::PathBuf, session: bool) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -133,5 +135,9 @@ fn hold_terminal(data_dir: std::path::PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(sam_agent::holders::terminal::main(data_dir))
+    if session {
+        runtime.block_on(sam_agent::holders::session::main(data_dir))
+    } else {
+        runtime.block_on(sam_agent::holders::terminal::main(data_dir))
+    }
 }

@@ -332,3 +332,242 @@ async fn a_holder_killed_on_its_own_ends_its_terminal_clearly() {
     assert!(!t2.is_empty());
     agent.delete(&ws.id).await;
 }
+
+// ---- agent sessions ----
+
+async fn start_with_fixture() -> Agent {
+    Agent::start_with(Options {
+        args: vec!["--agent".into(), "fixture=fixture-agent".into()],
+        env: vec![],
+    })
+    .await
+}
+
+async fn session(agent: &Agent, ws: &str) -> String {
+    let (s, body) = agent
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/workspaces/{ws}/agent-sessions"),
+            json!({"agent": "fixture"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let sid = body["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = agent
+            .get_json(&format!("/workspaces/{ws}/agent-sessions/{sid}"))
+            .await;
+        if s["status"] == "running" {
+            return sid;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text_frames(socket: &mut Socket, until: &str, within: Duration) -> Vec<Value> {
+    let mut out = vec![];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("frame in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            let done = v["type"] == until;
+            out.push(v);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sessions_survive_kill_9_mid_turn_and_permissions_are_asked_again() {
+    let mut agent = start_with_fixture().await;
+    let ws = agent
+        .create(json!({"displayName": "agents", "image": fixture_image()}))
+        .await;
+    let ws = agent
+        .wait_for(&ws.id, sam_protocol::WorkspaceStatus::Running)
+        .await;
+    let slow = session(&agent, &ws.id).await;
+    let asking = session(&agent, &ws.id).await;
+    let path = |sid: &str| format!("/workspaces/{}/agent-sessions/{sid}/ws", ws.id);
+
+    // A turn that runs ~3 s, and a permission request waiting for its person.
+    let mut a = connect(&agent, &path(&slow)).await;
+    a.send(Message::Text(
+        json!({"type": "prompt", "text": "delay 2500"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    text_frames(&mut a, "user.prompt", Duration::from_secs(10)).await;
+    let mut b = connect(&agent, &path(&asking)).await;
+    b.send(Message::Text(
+        json!({"type": "prompt", "text": "permission"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let asked = text_frames(&mut b, "agent.permission", Duration::from_secs(10)).await;
+    let request_id = asked.last().unwrap()["requestId"].clone();
+
+    agent.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agent.spawn().await;
+
+    // Both are listed as running; the slow turn finishes and reaches a re-attached
+    // client with no gap in seq.
+    let (_, list) = agent
+        .get_json(&format!("/workspaces/{}/agent-sessions", ws.id))
+        .await;
+    let list = list["sessions"].as_array().unwrap().clone();
+    assert!(list.iter().all(|s| s["status"] == "running"), "{list:?}");
+    let mut a = connect(&agent, &path(&slow)).await;
+    let frames = text_frames(&mut a, "agent.turn_end", Duration::from_secs(15)).await;
+    let seqs: Vec<u64> = frames
+        .iter()
+        .filter(|f| f["type"] != "session.attached")
+        .filter_map(|f| f["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap in seq: {frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["update"]["content"]["text"] == "done"),
+        "{frames:?}"
+    );
+
+    // The pending permission request is asked again on re-attach, and answering it works.
+    let mut b = connect(&agent, &path(&asking)).await;
+    let replay = text_frames(&mut b, "agent.permission", Duration::from_secs(10)).await;
+    assert_eq!(replay.last().unwrap()["requestId"], request_id);
+    b.send(Message::Text(
+        json!({"type": "permission.response", "requestId": request_id, "optionId": "allow"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let answer = text_frames(&mut b, "agent.turn_end", Duration::from_secs(10)).await;
+    assert!(
+        answer
+            .iter()
+            .any(|f| f["update"]["content"]["text"] == "permission: allow"),
+        "{answer:?}"
+    );
+
+    // A stop ends the holder; none is left.
+    let (s, _) = agent
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/workspaces/{}/agent-sessions/{slow}/stop", ws.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    agent.delete(&ws.id).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !holders_of(&agent).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "holders outlived their workspace: {:?}",
+            holders_of(&agent)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn twenty_restarts_with_sessions_lose_nothing_and_a_lost_holder_is_explained() {
+    let mut agent = start_with_fixture().await;
+    let ws = agent
+        .create(json!({"displayName": "agents", "image": fixture_image()}))
+        .await;
+    let ws = agent
+        .wait_for(&ws.id, sam_protocol::WorkspaceStatus::Running)
+        .await;
+    let sid = session(&agent, &ws.id).await;
+    let path = format!("/workspaces/{}/agent-sessions/{sid}/ws", ws.id);
+    let mut turns = 0;
+    for i in 0..20 {
+        // Live frames only (since beyond the head): this round's turn, not old ones.
+        let mut c = connect(&agent, &format!("{path}?takeover=true&since=1000000")).await;
+        c.send(Message::Text(
+            json!({"type": "prompt", "text": format!("echo round {i}")})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        text_frames(&mut c, "agent.turn_end", Duration::from_secs(15)).await;
+        turns += 1;
+        agent.kill();
+        agent.spawn().await;
+    }
+    let (_, page) = agent
+        .get_json(&format!(
+            "/workspaces/{}/agent-sessions/{sid}/history?limit=10000",
+            ws.id
+        ))
+        .await;
+    let frames = page["frames"].as_array().unwrap();
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| f["type"] == "agent.turn_end")
+            .count(),
+        turns
+    );
+
+    // The holder killed on its own: the session ends `error`, saying why.
+    let meta = holders_of(&agent)
+        .into_iter()
+        .find(|m| m["id"] == sid.as_str())
+        .expect("session holder");
+    std::process::Command::new("kill")
+        .args(["-KILL", &meta["pid"].as_u64().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, s) = agent
+            .get_json(&format!("/workspaces/{}/agent-sessions/{sid}", ws.id))
+            .await;
+        if s["status"] == "error" {
+            assert!(
+                s["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("holder process ended"),
+                "{s}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, page) = agent
+        .get_json(&format!(
+            "/workspaces/{}/agent-sessions/{sid}/history?limit=10000",
+            ws.id
+        ))
+        .await;
+    let last = page["frames"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "session.stopped");
+    agent.delete(&ws.id).await;
+}

@@ -10,6 +10,7 @@
 //! the agent released it or its container is no longer running — so none outlives
 //! its workspace, even when no agent comes back.
 
+pub mod session;
 pub mod terminal;
 pub mod wire;
 
@@ -73,7 +74,7 @@ pub fn meta_path(data_dir: &Path, id: &str) -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HolderError {
-    #[error("cannot start the terminal's holder process: {0}")]
+    #[error("cannot start a holder process: {0}")]
     Spawn(std::io::Error),
     #[error("{0}")]
     Failed(String),
@@ -81,16 +82,28 @@ pub enum HolderError {
 
 /// Starts a holder for `spec` and waits until it serves its socket.
 pub async fn spawn_terminal(data_dir: &Path, spec: &TerminalSpec) -> Result<(), HolderError> {
+    spawn("hold-terminal", data_dir, &format!("t-{}", spec.id), spec).await
+}
+
+/// Starts `sam-agent SUBCOMMAND --data-dir DIR` detached, hands it `spec` on its
+/// stdin (nothing of it shows in a process list) and waits for its "ready" line.
+/// Its stderr goes to `holders/NAME.log`.
+pub async fn spawn(
+    subcommand: &str,
+    data_dir: &Path,
+    name: &str,
+    spec: &impl Serialize,
+) -> Result<(), HolderError> {
     let holders = dir(data_dir);
     std::fs::create_dir_all(&holders).map_err(HolderError::Spawn)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(holders.join(format!("t-{}.log", spec.id)))
+        .open(holders.join(format!("{name}.log")))
         .map_err(HolderError::Spawn)?;
     let exe = std::env::current_exe().map_err(HolderError::Spawn)?;
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("hold-terminal")
+    cmd.arg(subcommand)
         .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::piped())
@@ -131,10 +144,10 @@ pub async fn spawn_terminal(data_dir: &Path, spec: &TerminalSpec) -> Result<(), 
             line.trim_start_matches("error: ").to_string(),
         )),
         Ok(_) => Err(HolderError::Failed(
-            "the terminal's holder ended before it was ready".into(),
+            "the holder ended before it was ready".into(),
         )),
         Err(_) => Err(HolderError::Failed(
-            "the terminal's holder did not start within 30 s".into(),
+            "the holder did not start within 30 s".into(),
         )),
     }
 }
@@ -218,6 +231,7 @@ impl TerminalHost {
         use sam_protocol::{EventLevel, EventType};
         for found in scan(&self.data_dir) {
             let meta = match found {
+                Ok(m) if m.kind != "terminal" => continue,
                 Ok(m) => m,
                 Err((path, why)) => {
                     let _ = std::fs::remove_file(&path);

@@ -11,7 +11,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 pub const VERSION: u8 = 1;
 /// Largest message either side accepts.
-pub const MAX_MESSAGE: usize = 4 << 20;
+pub const MAX_MESSAGE: usize = 16 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -43,6 +43,21 @@ pub enum Msg {
     /// The agent no longer lists the terminal: once it has exited, go.
     Release,
     InfoRequest,
+    // Sessions (see `holders::session`).
+    /// Client → holder: attach with this mode (JSON `{takeover, watch, since}`).
+    Attach(Bytes),
+    /// Holder → client: the attach is refused (JSON `{code, message}`).
+    Refused(Bytes),
+    /// Holder → client: a text frame for the session socket, as it goes out.
+    Frame(Bytes),
+    /// Holder → client: close the session socket with this code.
+    Close(u16),
+    /// Client → holder: a client frame from the session socket (JSON text).
+    Client(Bytes),
+    /// Holder → control: an event to record (JSON).
+    Event(Bytes),
+    /// Control → holder: end the session (JSON stop reason).
+    Stop(Bytes),
 }
 
 const HELLO: u8 = 1;
@@ -57,6 +72,13 @@ const RESIZE: u8 = 9;
 const KILL: u8 = 10;
 const RELEASE: u8 = 11;
 const INFO_REQUEST: u8 = 12;
+const ATTACH: u8 = 13;
+const REFUSED: u8 = 14;
+const FRAME: u8 = 15;
+const CLOSE: u8 = 16;
+const CLIENT: u8 = 17;
+const EVENT: u8 = 18;
+const STOP: u8 = 19;
 
 #[derive(Debug, Default)]
 pub struct Codec;
@@ -89,6 +111,13 @@ impl Encoder<Msg> for Codec {
             Msg::Kill => put(KILL, &[]),
             Msg::Release => put(RELEASE, &[]),
             Msg::InfoRequest => put(INFO_REQUEST, &[]),
+            Msg::Attach(j) => put(ATTACH, &j),
+            Msg::Refused(j) => put(REFUSED, &j),
+            Msg::Frame(j) => put(FRAME, &j),
+            Msg::Close(code) => put(CLOSE, &code.to_be_bytes()),
+            Msg::Client(j) => put(CLIENT, &j),
+            Msg::Event(j) => put(EVENT, &j),
+            Msg::Stop(j) => put(STOP, &j),
         }
         Ok(())
     }
@@ -136,6 +165,13 @@ impl Decoder for Codec {
             KILL => Msg::Kill,
             RELEASE => Msg::Release,
             INFO_REQUEST => Msg::InfoRequest,
+            ATTACH => Msg::Attach(p),
+            REFUSED => Msg::Refused(p),
+            FRAME => Msg::Frame(p),
+            CLOSE if p.len() == 2 => Msg::Close(u16::from_be_bytes([p[0], p[1]])),
+            CLIENT => Msg::Client(p),
+            EVENT => Msg::Event(p),
+            STOP => Msg::Stop(p),
             _ => return Err(bad("unknown holder message")),
         };
         Ok(Some(msg))
@@ -167,6 +203,13 @@ mod tests {
             Msg::Kill,
             Msg::Release,
             Msg::InfoRequest,
+            Msg::Attach(Bytes::from_static(b"{}")),
+            Msg::Refused(Bytes::from_static(b"{\"code\":\"x\"}")),
+            Msg::Frame(Bytes::from_static(b"{\"seq\":1}")),
+            Msg::Close(4001),
+            Msg::Client(Bytes::from_static(b"{}")),
+            Msg::Event(Bytes::from_static(b"{}")),
+            Msg::Stop(Bytes::from_static(b"\"user_stop\"")),
         ];
         let mut all = BytesMut::new();
         for m in &msgs {

@@ -1,174 +1,66 @@
-//! Agent sessions (CONTRACT §4–5, §7 "Agent session"): the registry, each
-//! session's conversation (`seq`, history, prompt queue, open permission
-//! requests) and its attachments (one interactive, any number of watchers).
+//! Agent sessions (CONTRACT §4–5, §7 "Agent session"), as the agent sees them.
 //!
-//! A session's state lives behind one lock. Every conversation frame is made under
-//! it (next `seq`, appended to history, broadcast), and an attach subscribes and
-//! copies history under it, so replay and live frames neither overlap nor leave a
-//! gap. Claiming the interactive slot also happens under it, before the socket is
-//! upgraded: of two racing attaches exactly one wins, and stop-versus-attach ends
-//! one of the contract's two ways — stop first (`409 session_not_running`), or
-//! attach first (the socket gets `session.stopped`, then close 1000).
-//!
-//! The agent process and the protocol live in [`acp`], behind commands and events.
+//! Each live session runs in its own holder process (`holders::session`): the ACP
+//! client, the conversation (`core`), the attachments. So a crash, restart or
+//! upgrade of the agent ends no session; a restarted agent adopts the holders it
+//! finds. The agent keeps what must outlive a holder: the sessions' records in
+//! SQLite, idempotency keys, limits, and history readable from the data dir.
 
 pub mod acp;
+pub mod core;
 pub mod history;
 pub mod routes;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use sam_protocol::{
-    AgentSession, CreateSession, ErrorCode, EventLevel, EventType, Limits, Prompt, RequestId,
-    SESSION_MAX_LABEL_CHARS, SessionFrame, SessionFrameBody, SessionStatus, StopReason, Timestamp,
+    AgentSession, CreateSession, ErrorCode, EventLevel, EventType, Limits, SESSION_MAX_LABEL_CHARS,
+    SessionFrame, SessionFrameBody, SessionStatus, StopReason,
 };
-use serde_json::{Value, json};
-use tokio::sync::{RwLock, broadcast, mpsc, oneshot};
+use tokio::sync::{RwLock, mpsc};
+use tokio_util::codec::Framed;
 
 use crate::config::AgentCommand;
-use crate::docker::Engine;
 use crate::error::ApiError;
 use crate::events::{EventLog, NewEvent};
+use crate::holders::session::{AttachRequest, HolderEvent, Refusal, SessionSpec};
+use crate::holders::wire::{Codec, Msg, VERSION};
 use crate::store::Store;
 use crate::workspaces::{EndReason, Workspaces};
-use acp::{FromAcp, ToAcp};
 use history::{Frame, History};
 
 /// Idempotency keys are honoured for this long.
 const IDEMPOTENCY_SECS: i64 = 24 * 60 * 60;
 const MAX_ENV_ENTRIES: usize = 64;
 const MAX_ENV_BYTES: usize = 32 * 1024;
-/// Live frames a socket may fall behind before it catches up from history.
-const LIVE_BACKLOG: usize = 1024;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub struct Session {
-    pub id: String,
-    pub workspace_id: String,
-    pub label: String,
-    pub agent: Option<String>,
-    pub created_at: Timestamp,
-    state: Mutex<State>,
-    live: broadcast::Sender<Frame>,
-    to_acp: Mutex<Option<mpsc::UnboundedSender<ToAcp>>>,
+fn is_live(s: SessionStatus) -> bool {
+    matches!(s, SessionStatus::Starting | SessionStatus::Running)
 }
 
-struct State {
-    status: SessionStatus,
-    stop_reason: Option<StopReason>,
-    error: Option<String>,
-    stopped_at: Option<Timestamp>,
-    history: History,
-    interactive: Option<(u64, oneshot::Sender<()>)>,
-    watchers: u32,
-    next_attach: u64,
-    queue: VecDeque<Prompt>,
-    turn: bool,
-    /// Open permission requests: key → the option ids offered.
-    pending: BTreeMap<u64, Vec<String>>,
+/// A session the agent knows: its last known state, and its holder while it has one.
+struct Entry {
+    info: AgentSession,
+    control: Option<mpsc::UnboundedSender<Msg>>,
+    /// A stop asked for before the holder was connected (a create still running).
+    stop_requested: Option<StopReason>,
+    /// Bumped on every state the holder reports.
+    version: u64,
 }
 
-impl State {
-    fn is_over(&self) -> bool {
-        matches!(self.status, SessionStatus::Stopped | SessionStatus::Error)
-    }
-}
-
-impl Session {
-    pub fn info(&self) -> AgentSession {
-        let s = lock(&self.state);
-        AgentSession {
-            id: self.id.clone(),
-            workspace_id: self.workspace_id.clone(),
-            label: self.label.clone(),
-            agent: self.agent.clone(),
-            status: s.status,
-            attached: s.interactive.is_some(),
-            watchers: s.watchers,
-            created_at: self.created_at,
-            stopped_at: s.stopped_at,
-            stop_reason: s.stop_reason,
-            error: s.error.clone(),
-        }
-    }
-
-    /// Makes the next conversation frame (under the state lock).
-    fn push(&self, state: &mut State, body: SessionFrameBody) -> Frame {
-        let seq = state.history.head() + 1;
-        let json = serde_json::to_string(&SessionFrame { seq, body }).unwrap_or_default();
-        let frame = Frame::new(seq, Arc::from(json));
-        state.history.append(frame.clone());
-        let _ = self.live.send(frame.clone());
-        frame
-    }
-
-    /// A frame about one socket: carries the head `seq`, is not kept.
-    fn socket_frame(&self, body: SessionFrameBody) -> String {
-        let seq = lock(&self.state).history.head();
-        serde_json::to_string(&SessionFrame { seq, body }).unwrap_or_default()
-    }
-
-    fn send_acp(&self, cmd: ToAcp) {
-        if let Some(tx) = lock(&self.to_acp).as_ref() {
-            let _ = tx.send(cmd);
-        }
-    }
-
-    /// Sends the next queued prompt when the agent is free.
-    fn drive(&self) {
-        let mut s = lock(&self.state);
-        if s.status != SessionStatus::Running || s.turn {
-            return;
-        }
-        let Some(prompt) = s.queue.pop_front() else {
-            return;
-        };
-        s.turn = true;
-        let blocks = match (&prompt.content, &prompt.text) {
-            (Some(content), _) => content.clone(),
-            (None, Some(text)) => vec![json!({"type": "text", "text": text})],
-            (None, None) => Vec::new(),
-        };
-        self.push(&mut s, SessionFrameBody::UserPrompt(prompt));
-        drop(s);
-        self.send_acp(ToAcp::Prompt(blocks));
-    }
-}
-
-/// How a socket attaches.
-#[derive(Debug, Clone, Copy)]
-pub struct AttachMode {
-    pub takeover: bool,
-    pub watch: bool,
-}
-
-/// A claimed attachment; dropping it releases the claim (also when the upgrade
-/// never completes).
-pub struct Ticket {
-    pub session: Arc<Session>,
-    pub mode: AttachMode,
-    attach_id: u64,
-    pub kicked: Option<oneshot::Receiver<()>>,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut s = lock(&self.session.state);
-        if self.mode.watch {
-            s.watchers = s.watchers.saturating_sub(1);
-        } else if s
-            .interactive
-            .as_ref()
-            .is_some_and(|(id, _)| *id == self.attach_id)
-        {
-            s.interactive = None;
-        }
-    }
+/// An attach the holder accepted: the connection the socket relays to, and the
+/// first frame (`session.attached`), already read.
+pub struct Attached {
+    pub conn: Framed<tokio::net::UnixStream, Codec>,
+    pub first: bytes::Bytes,
 }
 
 #[derive(Clone)]
@@ -180,12 +72,13 @@ struct Inner {
     store: Store,
     events: EventLog,
     workspaces: Workspaces,
-    engine: Engine,
     agents: BTreeMap<String, AgentCommand>,
     default_agent: String,
     limits: Arc<RwLock<Limits>>,
+    node_id: String,
+    data_dir: PathBuf,
     history_dir: PathBuf,
-    by_id: Mutex<HashMap<String, Arc<Session>>>,
+    by_id: Mutex<HashMap<String, Entry>>,
     /// Serialises creates: limits and idempotency keys are checked and taken at once.
     create: tokio::sync::Mutex<()>,
 }
@@ -210,10 +103,10 @@ impl Sessions {
         store: Store,
         events: EventLog,
         workspaces: Workspaces,
-        engine: Engine,
         agents: BTreeMap<String, AgentCommand>,
         default_agent: String,
         limits: Arc<RwLock<Limits>>,
+        node_id: String,
         data_dir: &std::path::Path,
     ) -> Result<Self, crate::store::StoreError> {
         let history_dir = data_dir.join("sessions");
@@ -225,44 +118,40 @@ impl Sessions {
                 store: store.clone(),
                 events,
                 workspaces,
-                engine,
                 agents,
                 default_agent,
                 limits,
+                node_id,
+                data_dir: data_dir.to_path_buf(),
                 history_dir,
                 by_id: Mutex::new(HashMap::new()),
                 create: tokio::sync::Mutex::new(()),
             }),
         };
-        // Sessions end with the agent process that hosted them (until holders keep
-        // them alive across a restart); their history stays readable.
-        for mut info in store.sessions().await? {
-            let was_live = matches!(
-                info.status,
-                SessionStatus::Starting | SessionStatus::Running
+        for info in store.sessions().await? {
+            lock(&this.inner.by_id).insert(
+                info.id.clone(),
+                Entry {
+                    info,
+                    control: None,
+                    stop_requested: None,
+                    version: 0,
+                },
             );
-            if was_live {
-                info.status = SessionStatus::Error;
-                info.stop_reason = Some(StopReason::Error);
-                info.error =
-                    Some("sam-agent restarted, and the agent process ended with it.".into());
-                info.stopped_at = Some(crate::now());
-                store.put_session(&info).await?;
-            }
-            let session = this.make(&info);
-            if was_live {
-                let mut s = lock(&session.state);
-                let message = info.error.clone().unwrap_or_default();
-                session.push(&mut s, SessionFrameBody::AgentError { message });
-                session.push(
-                    &mut s,
-                    SessionFrameBody::SessionStopped {
-                        reason: StopReason::Error,
-                    },
-                );
-                s.history.close();
-            }
-            lock(&this.inner.by_id).insert(info.id.clone(), session);
+        }
+        this.adopt_holders().await;
+        // Live sessions whose holder is gone ended with it.
+        let orphans: Vec<AgentSession> = lock(&this.inner.by_id)
+            .values()
+            .filter(|e| e.control.is_none() && is_live(e.info.status))
+            .map(|e| e.info.clone())
+            .collect();
+        for info in orphans {
+            this.lost(
+                &info.id,
+                "The session's holder process is gone, so the agent process ended with it.",
+            )
+            .await;
         }
         Ok(this)
     }
@@ -271,49 +160,246 @@ impl Sessions {
         self.inner.history_dir.join(format!("{sid}.history"))
     }
 
-    fn make(&self, info: &AgentSession) -> Arc<Session> {
-        let history = History::open(self.history_path(&info.id)).unwrap_or_else(|e| {
-            tracing::error!(session = %info.id, error = %e, "cannot read session history");
-            History::open(PathBuf::from("/dev/null")).expect("an empty history")
-        });
-        let (live, _) = broadcast::channel(LIVE_BACKLOG);
-        Arc::new(Session {
-            id: info.id.clone(),
-            workspace_id: info.workspace_id.clone(),
-            label: info.label.clone(),
-            agent: info.agent.clone(),
-            created_at: info.created_at,
-            state: Mutex::new(State {
-                status: info.status,
-                stop_reason: info.stop_reason,
-                error: info.error.clone(),
-                stopped_at: info.stopped_at,
-                history,
-                interactive: None,
-                watchers: 0,
-                next_attach: 1,
-                queue: VecDeque::new(),
-                turn: false,
-                pending: BTreeMap::new(),
-            }),
-            live,
-            to_acp: Mutex::new(None),
-        })
+    /// Adopts every session holder found in the data dir.
+    async fn adopt_holders(&self) {
+        for found in crate::holders::scan(&self.inner.data_dir) {
+            let Ok(meta) = found else { continue };
+            if meta.kind != "session" || meta.node != self.inner.node_id {
+                continue;
+            }
+            let known = lock(&self.inner.by_id).contains_key(&meta.id);
+            let socket = crate::holders::session::socket_path(&self.inner.data_dir, &meta.id);
+            match self.connect_control(&meta.id, &socket).await {
+                Ok(tx) if known => {
+                    if let Some(e) = lock(&self.inner.by_id).get_mut(&meta.id) {
+                        e.control = Some(tx);
+                    }
+                }
+                Ok(tx) => {
+                    // A holder for a session this agent has no record of: end it.
+                    let _ = tx.send(Msg::Stop(
+                        serde_json::to_vec(&StopReason::Error)
+                            .unwrap_or_default()
+                            .into(),
+                    ));
+                    let _ = tx.send(Msg::Release);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&socket);
+                    let _ = std::fs::remove_file(crate::holders::session::meta_path(
+                        &self.inner.data_dir,
+                        &meta.id,
+                    ));
+                    tracing::warn!(session = %meta.id, error = %e, "a session holder could not be adopted");
+                }
+            }
+        }
     }
 
-    pub fn get(&self, workspace: &str, sid: &str) -> Result<Arc<Session>, ApiError> {
+    /// Opens a holder's control connection and follows it: state changes are
+    /// recorded, events logged; if it goes before its session ended, that is said.
+    async fn connect_control(
+        &self,
+        sid: &str,
+        socket: &std::path::Path,
+    ) -> std::io::Result<mpsc::UnboundedSender<Msg>> {
+        let stream = tokio::net::UnixStream::connect(socket).await?;
+        let mut conn = Framed::new(stream, Codec);
+        conn.send(Msg::Hello {
+            version: VERSION,
+            viewer: false,
+        })
+        .await?;
+        let first = tokio::time::timeout(Duration::from_secs(5), conn.next())
+            .await
+            .map_err(|_| std::io::Error::other("the session holder did not answer"))?;
+        let info: AgentSession = match first {
+            Some(Ok(Msg::Info(json))) => {
+                serde_json::from_slice(&json).map_err(std::io::Error::other)?
+            }
+            _ => {
+                return Err(std::io::Error::other(
+                    "the session holder answered nonsense",
+                ));
+            }
+        };
+        self.update(info).await;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let this = self.clone();
+        let sid = sid.to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(m) => { if conn.send(m).await.is_err() { break; } }
+                        None => return,
+                    },
+                    msg = conn.next() => match msg {
+                        Some(Ok(Msg::Info(json))) => {
+                            if let Ok(info) = serde_json::from_slice::<AgentSession>(&json) {
+                                let over = !is_live(info.status);
+                                this.update(info).await;
+                                if over {
+                                    let _ = conn.send(Msg::Release).await;
+                                }
+                            }
+                        }
+                        Some(Ok(Msg::Event(json))) => {
+                            if let Ok(e) = serde_json::from_slice::<HolderEvent>(&json) {
+                                this.record(&sid, e).await;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    },
+                }
+            }
+            let live = {
+                let mut by_id = lock(&this.inner.by_id);
+                match by_id.get_mut(&sid) {
+                    Some(e) => {
+                        e.control = None;
+                        is_live(e.info.status)
+                    }
+                    None => false,
+                }
+            };
+            if live {
+                this.lost(&sid, "The session's holder process ended unexpectedly.")
+                    .await;
+            }
+        });
+        Ok(tx)
+    }
+
+    /// Records a holder's new state of a session.
+    async fn update(&self, info: AgentSession) {
+        {
+            let mut by_id = lock(&self.inner.by_id);
+            match by_id.get_mut(&info.id) {
+                Some(e) => {
+                    e.info = info.clone();
+                    e.version += 1;
+                }
+                None => return,
+            }
+        }
+        if let Err(e) = self.inner.store.put_session(&info).await {
+            tracing::error!(session = %info.id, error = %e, "cannot record a session");
+        }
+    }
+
+    async fn record(&self, sid: &str, e: HolderEvent) {
+        let workspace = lock(&self.inner.by_id)
+            .get(sid)
+            .map(|e| e.info.workspace_id.clone());
+        let mut event = NewEvent::info(e.kind, e.message).level(e.level);
+        event.workspace_id = workspace;
+        event.session_id = Some(sid.to_string());
+        event.detail = e.detail;
+        self.inner.events.record(event).await;
+    }
+
+    /// A live session whose holder is gone: it ended, and its history says why.
+    async fn lost(&self, sid: &str, why: &str) {
+        let info = {
+            let mut by_id = lock(&self.inner.by_id);
+            let Some(e) = by_id.get_mut(sid) else { return };
+            if !is_live(e.info.status) {
+                return;
+            }
+            e.info.status = SessionStatus::Error;
+            e.info.stop_reason = Some(StopReason::Error);
+            e.info.error = Some(why.to_string());
+            e.info.stopped_at = Some(crate::now());
+            e.info.attached = false;
+            e.info.watchers = 0;
+            e.info.clone()
+        };
+        match History::open(self.history_path(sid)) {
+            Ok(mut h) => {
+                for body in [
+                    SessionFrameBody::AgentError {
+                        message: why.to_string(),
+                    },
+                    SessionFrameBody::SessionStopped {
+                        reason: StopReason::Error,
+                    },
+                ] {
+                    let seq = h.head() + 1;
+                    let json =
+                        serde_json::to_string(&SessionFrame { seq, body }).unwrap_or_default();
+                    h.append(Frame::new(seq, Arc::from(json)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(session = sid, error = %e, "cannot close a session's history")
+            }
+        }
+        if let Err(e) = self.inner.store.put_session(&info).await {
+            tracing::error!(session = sid, error = %e, "cannot record a session");
+        }
+        let mut event = NewEvent::info(
+            EventType::SessionStopped,
+            format!("Agent session {:?} ended: {why}", info.label),
+        )
+        .level(EventLevel::Error)
+        .workspace(&info.workspace_id);
+        event.session_id = Some(sid.to_string());
+        event.detail = Some(serde_json::json!({"reason": StopReason::Error}));
+        self.inner.events.record(event).await;
+    }
+
+    pub fn get(&self, workspace: &str, sid: &str) -> Result<AgentSession, ApiError> {
         lock(&self.inner.by_id)
             .get(sid)
-            .filter(|s| s.workspace_id == workspace)
-            .cloned()
+            .filter(|e| e.info.workspace_id == workspace)
+            .map(|e| e.info.clone())
             .ok_or_else(|| session_not_found(sid))
+    }
+
+    /// The session as its holder has it now (attachments change outside the agent).
+    pub async fn get_fresh(&self, workspace: &str, sid: &str) -> Result<AgentSession, ApiError> {
+        let asked = {
+            let by_id = lock(&self.inner.by_id);
+            let e = by_id
+                .get(sid)
+                .filter(|e| e.info.workspace_id == workspace)
+                .ok_or_else(|| session_not_found(sid))?;
+            e.control
+                .as_ref()
+                .filter(|_| is_live(e.info.status))
+                .and_then(|c| c.send(Msg::InfoRequest).ok())
+                .map(|()| e.version)
+        };
+        if let Some(before) = asked {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while lock(&self.inner.by_id)
+                .get(sid)
+                .is_some_and(|e| e.version == before && e.control.is_some())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        self.get(workspace, sid)
+    }
+
+    /// Every session of a workspace, each as its holder has it now.
+    pub async fn list_fresh(&self, workspace: &str) -> Vec<AgentSession> {
+        let ids: Vec<String> = self.list(workspace).into_iter().map(|s| s.id).collect();
+        futures::future::join_all(ids.iter().map(|id| self.get_fresh(workspace, id)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     pub fn list(&self, workspace: &str) -> Vec<AgentSession> {
         let mut list: Vec<AgentSession> = lock(&self.inner.by_id)
             .values()
-            .filter(|s| s.workspace_id == workspace)
-            .map(|s| s.info())
+            .filter(|e| e.info.workspace_id == workspace)
+            .map(|e| e.info.clone())
             .collect();
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         list
@@ -323,32 +409,10 @@ impl Sessions {
     pub fn active(&self, workspace: Option<&str>) -> Vec<AgentSession> {
         lock(&self.inner.by_id)
             .values()
-            .filter(|s| workspace.is_none_or(|w| s.workspace_id == w))
-            .map(|s| s.info())
-            .filter(|i| matches!(i.status, SessionStatus::Starting | SessionStatus::Running))
+            .filter(|e| workspace.is_none_or(|w| e.info.workspace_id == w))
+            .filter(|e| is_live(e.info.status))
+            .map(|e| e.info.clone())
             .collect()
-    }
-
-    async fn persist(&self, session: &Session) {
-        if let Err(e) = self.inner.store.put_session(&session.info()).await {
-            tracing::error!(session = %session.id, error = %e, "cannot record a session");
-        }
-    }
-
-    async fn event(
-        &self,
-        session: &Session,
-        kind: EventType,
-        level: EventLevel,
-        message: String,
-        detail: Option<Value>,
-    ) {
-        let mut event = NewEvent::info(kind, message)
-            .level(level)
-            .workspace(&session.workspace_id);
-        event.session_id = Some(session.id.clone());
-        event.detail = detail;
-        self.inner.events.record(event).await;
     }
 
     // ---- create ----
@@ -426,7 +490,7 @@ impl Sessions {
                 .await?
             && let Ok(existing) = self.get(workspace, &sid)
         {
-            return Ok((existing.info(), false));
+            return Ok((existing, false));
         }
         let max = self.inner.limits.read().await.max_sessions_per_workspace;
         let active = self.active(Some(workspace)).len() as u32;
@@ -458,24 +522,32 @@ impl Sessions {
                 .put_idempotency_key(workspace, key, &info.id)
                 .await?;
         }
-        let session = self.make(&info);
-        lock(&self.inner.by_id).insert(info.id.clone(), session.clone());
+        lock(&self.inner.by_id).insert(
+            info.id.clone(),
+            Entry {
+                info: info.clone(),
+                control: None,
+                stop_requested: None,
+                version: 0,
+            },
+        );
         drop(guard);
 
-        self.event(
-            &session,
+        let mut event = NewEvent::info(
             EventType::SessionCreated,
-            EventLevel::Info,
             format!(
                 "Started agent session {:?} ({}).",
-                session.label,
+                info.label,
                 agent.as_deref().unwrap_or(&argv[0])
             ),
-            None,
         )
-        .await;
-        let (to_acp, from_acp) = acp::start(acp::Launch {
-            engine: self.inner.engine.clone(),
+        .workspace(workspace);
+        event.session_id = Some(info.id.clone());
+        self.inner.events.record(event).await;
+
+        let spec = SessionSpec {
+            node: self.inner.node_id.clone(),
+            session: info.clone(),
             container: target.container,
             user: target.user,
             workdir: target.workdir,
@@ -484,265 +556,80 @@ impl Sessions {
             folder,
             uid,
             gid,
-        });
-        *lock(&session.to_acp) = Some(to_acp);
-        // Stopped while the process was being started (a stop right after create):
-        // `finish` found no channel to tell, so the process is ended here.
-        if lock(&session.state).is_over() {
-            session.send_acp(ToAcp::Stop);
-            lock(&session.to_acp).take();
-        }
-        let this = self.clone();
-        let s = session.clone();
-        tokio::spawn(async move { this.pump(s, from_acp).await });
-        Ok((info, true))
-    }
-
-    /// Turns the protocol's events into frames, state and node events.
-    async fn pump(&self, session: Arc<Session>, mut from_acp: mpsc::UnboundedReceiver<FromAcp>) {
-        let mut failure: Option<String> = None;
-        let mut ready = false;
-        while let Some(event) = from_acp.recv().await {
-            match event {
-                FromAcp::Ready => {
-                    ready = true;
-                    {
-                        let mut s = lock(&session.state);
-                        if s.status != SessionStatus::Starting {
-                            continue;
-                        }
-                        s.status = SessionStatus::Running;
+            history: self.history_path(&info.id),
+        };
+        let started = match crate::holders::spawn(
+            "hold-session",
+            &self.inner.data_dir,
+            &format!("s-{}", info.id),
+            &spec,
+        )
+        .await
+        {
+            Ok(()) => {
+                let socket = crate::holders::session::socket_path(&self.inner.data_dir, &info.id);
+                self.connect_control(&info.id, &socket)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match started {
+            Ok(tx) => {
+                if let Some(e) = lock(&self.inner.by_id).get_mut(&info.id) {
+                    // A stop that came while the holder was starting goes out now.
+                    if let Some(reason) = e.stop_requested.take() {
+                        let _ = tx.send(Msg::Stop(
+                            serde_json::to_vec(&reason).unwrap_or_default().into(),
+                        ));
                     }
-                    self.persist(&session).await;
-                    session.drive();
-                }
-                FromAcp::Update(update) => {
-                    let mut s = lock(&session.state);
-                    if !s.is_over() {
-                        session.push(&mut s, SessionFrameBody::AgentOutput { update });
-                    }
-                }
-                FromAcp::Permission {
-                    key,
-                    tool_call,
-                    options,
-                } => {
-                    let title = tool_call
-                        .get("title")
-                        .and_then(Value::as_str)
-                        .unwrap_or("The agent asks for permission")
-                        .to_string();
-                    {
-                        let mut s = lock(&session.state);
-                        if s.is_over() {
-                            continue;
-                        }
-                        let offered = options
-                            .as_array()
-                            .map(|o| {
-                                o.iter()
-                                    .filter_map(|x| {
-                                        x.get("optionId")
-                                            .and_then(Value::as_str)
-                                            .map(str::to_string)
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        s.pending.insert(key, offered);
-                        session.push(
-                            &mut s,
-                            SessionFrameBody::AgentPermission {
-                                request_id: RequestId::Number(key as i64),
-                                tool_call,
-                                options,
-                            },
-                        );
-                    }
-                    self.event(
-                        &session,
-                        EventType::SessionPermissionRequested,
-                        EventLevel::Warn,
-                        title,
-                        Some(json!({"requestId": key})),
-                    )
-                    .await;
-                }
-                FromAcp::PermissionCancelled { key } => {
-                    let resolved = {
-                        let mut s = lock(&session.state);
-                        let open = s.pending.remove(&key).is_some();
-                        if open {
-                            session.push(
-                                &mut s,
-                                SessionFrameBody::AgentPermissionResolved {
-                                    request_id: RequestId::Number(key as i64),
-                                    option_id: None,
-                                    outcome: Some("cancelled".into()),
-                                },
-                            );
-                        }
-                        open
-                    };
-                    if resolved {
-                        self.event(
-                            &session,
-                            EventType::SessionPermissionResolved,
-                            EventLevel::Info,
-                            "The permission request was cancelled.".into(),
-                            Some(json!({"requestId": key, "outcome": "cancelled"})),
-                        )
-                        .await;
-                    }
-                }
-                FromAcp::TurnEnd(stop_reason) => {
-                    {
-                        let mut s = lock(&session.state);
-                        if s.is_over() {
-                            continue;
-                        }
-                        s.turn = false;
-                        session.push(&mut s, SessionFrameBody::AgentTurnEnd { stop_reason });
-                    }
-                    session.drive();
-                }
-                FromAcp::PromptError(message) => {
-                    {
-                        let mut s = lock(&session.state);
-                        if s.is_over() {
-                            continue;
-                        }
-                        s.turn = false;
-                        session.push(
-                            &mut s,
-                            SessionFrameBody::AgentError {
-                                message: message.clone(),
-                            },
-                        );
-                    }
-                    self.event(
-                        &session,
-                        EventType::SessionError,
-                        EventLevel::Error,
-                        message,
-                        None,
-                    )
-                    .await;
-                    session.drive();
-                }
-                FromAcp::Failed(message) => {
-                    failure = Some(message);
-                    session.send_acp(ToAcp::Stop);
-                }
-                FromAcp::Exited { code, stderr } => {
-                    let message = match (&failure, code) {
-                        (Some(m), _) => Some(with_stderr(m, &stderr)),
-                        (None, Some(0)) if !ready => Some(with_stderr(
-                            "The agent process exited before completing the ACP handshake",
-                            &stderr,
-                        )),
-                        (None, Some(0)) => None,
-                        (None, Some(127)) => Some(with_stderr(
-                            "The agent command was not found in the workspace's image",
-                            &stderr,
-                        )),
-                        (None, Some(126)) => Some(with_stderr(
-                            "The agent command cannot be run in the workspace",
-                            &stderr,
-                        )),
-                        (None, Some(c)) if c > 128 => Some(with_stderr(
-                            &format!("The agent process was killed by signal {}", c - 128),
-                            &stderr,
-                        )),
-                        (None, Some(c)) => Some(with_stderr(
-                            &format!("The agent process exited with status {c}"),
-                            &stderr,
-                        )),
-                        (None, None) => Some(with_stderr("The agent process ended", &stderr)),
-                    };
-                    match message {
-                        None => {
-                            self.finish(
-                                &session,
-                                SessionStatus::Stopped,
-                                StopReason::AgentExit,
-                                None,
-                            )
-                            .await
-                        }
-                        Some(m) => {
-                            self.finish(&session, SessionStatus::Error, StopReason::Error, Some(m))
-                                .await
-                        }
-                    }
-                    break;
+                    e.control = Some(tx);
                 }
             }
+            Err(e) => {
+                self.lost(&info.id, &format!("The session could not be started: {e}"))
+                    .await
+            }
         }
+        Ok((self.get(workspace, &info.id).unwrap_or(info), true))
     }
 
-    /// Ends a session once: records why, sends `session.stopped`, ends the process.
-    async fn finish(
-        &self,
-        session: &Arc<Session>,
-        status: SessionStatus,
-        reason: StopReason,
-        error: Option<String>,
-    ) {
+    /// Asks a session's holder to end it and waits (briefly) until it has.
+    async fn end(&self, sid: &str, reason: StopReason) {
         {
-            let mut s = lock(&session.state);
-            if s.is_over() {
+            let mut by_id = lock(&self.inner.by_id);
+            let Some(e) = by_id.get_mut(sid) else { return };
+            if !is_live(e.info.status) {
                 return;
             }
-            if let Some(message) = &error {
-                session.push(
-                    &mut s,
-                    SessionFrameBody::AgentError {
-                        message: message.clone(),
-                    },
-                );
+            match &e.control {
+                Some(control) => {
+                    let _ = control.send(Msg::Stop(
+                        serde_json::to_vec(&reason).unwrap_or_default().into(),
+                    ));
+                }
+                // Its holder is still starting: the stop goes out once it answers.
+                None => {
+                    e.stop_requested.get_or_insert(reason);
+                }
             }
-            s.status = status;
-            s.stop_reason = Some(reason);
-            s.error = error.clone();
-            s.stopped_at = Some(crate::now());
-            s.queue.clear();
-            s.pending.clear();
-            session.push(&mut s, SessionFrameBody::SessionStopped { reason });
-            s.history.close();
         }
-        session.send_acp(ToAcp::Stop);
-        lock(&session.to_acp).take();
-        self.persist(session).await;
-        let (level, message) = match &error {
-            Some(e) => (
-                EventLevel::Error,
-                format!("Agent session {:?} ended: {e}", session.label),
-            ),
-            None => (
-                EventLevel::Info,
-                format!(
-                    "Agent session {:?} stopped ({}).",
-                    session.label,
-                    reason_str(reason)
-                ),
-            ),
-        };
-        self.event(
-            session,
-            EventType::SessionStopped,
-            level,
-            message,
-            Some(json!({"reason": reason})),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let live = lock(&self.inner.by_id)
+                .get(sid)
+                .is_some_and(|e| is_live(e.info.status));
+            if !live || tokio::time::Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn stop(&self, workspace: &str, sid: &str) -> Result<AgentSession, ApiError> {
-        let session = self.get(workspace, sid)?;
-        self.finish(&session, SessionStatus::Stopped, StopReason::UserStop, None)
-            .await;
-        Ok(session.info())
+        self.get(workspace, sid)?;
+        self.end(sid, StopReason::UserStop).await;
+        self.get(workspace, sid)
     }
 
     /// A workspace stops, restarts or goes (or the node stops): its sessions end.
@@ -752,20 +639,18 @@ impl Sessions {
             EndReason::Restart => StopReason::WorkspaceRestart,
             EndReason::NodeStop => StopReason::NodeStop,
         };
-        let sessions: Vec<Arc<Session>> = lock(&self.inner.by_id)
+        let ids: Vec<String> = lock(&self.inner.by_id)
             .values()
-            .filter(|s| s.workspace_id == workspace)
-            .cloned()
+            .filter(|e| e.info.workspace_id == workspace)
+            .map(|e| e.info.id.clone())
             .collect();
-        for s in &sessions {
-            self.finish(s, SessionStatus::Stopped, reason, None).await;
-        }
+        futures::future::join_all(ids.iter().map(|id| self.end(id, reason))).await;
         if why == EndReason::Delete {
             {
                 let mut by_id = lock(&self.inner.by_id);
-                for s in &sessions {
-                    by_id.remove(&s.id);
-                    let _ = std::fs::remove_file(self.history_path(&s.id));
+                for id in &ids {
+                    by_id.remove(id);
+                    let _ = std::fs::remove_file(self.history_path(id));
                 }
             }
             if let Err(e) = self.inner.store.delete_sessions_of(workspace).await {
@@ -776,38 +661,51 @@ impl Sessions {
 
     // ---- attaching ----
 
-    pub fn claim(&self, workspace: &str, sid: &str, mode: AttachMode) -> Result<Ticket, ApiError> {
-        let session = self.get(workspace, sid)?;
-        let mut s = lock(&session.state);
-        if s.is_over() {
+    /// Claims an attachment from the session's holder (before the socket is
+    /// upgraded, so refusals are HTTP answers).
+    pub async fn claim(
+        &self,
+        workspace: &str,
+        sid: &str,
+        takeover: bool,
+        watch: bool,
+        since: u64,
+    ) -> Result<Attached, ApiError> {
+        let info = self.get(workspace, sid)?;
+        if !is_live(info.status) {
             return Err(session_not_running(sid));
         }
-        let attach_id = s.next_attach;
-        s.next_attach += 1;
-        let mut kicked = None;
-        if mode.watch {
-            s.watchers += 1;
-        } else {
-            if s.interactive.is_some() && !mode.takeover {
-                return Err(ApiError::new(
-                    ErrorCode::SessionAlreadyAttached,
-                    "Another client is attached to this session; attach with takeover=true to take it over, or watch=true to read along.",
-                ));
-            }
-            if let Some((_, kick)) = s.interactive.take() {
-                let _ = kick.send(());
-            }
-            let (tx, rx) = oneshot::channel();
-            s.interactive = Some((attach_id, tx));
-            kicked = Some(rx);
-        }
-        drop(s);
-        Ok(Ticket {
-            session,
-            mode,
-            attach_id,
-            kicked,
+        let socket = crate::holders::session::socket_path(&self.inner.data_dir, sid);
+        let gone = |_| session_not_running(sid);
+        let stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .map_err(gone)?;
+        let mut conn = Framed::new(stream, Codec);
+        let request = AttachRequest {
+            takeover,
+            watch,
+            since,
+        };
+        conn.send(Msg::Hello {
+            version: VERSION,
+            viewer: true,
         })
+        .await
+        .map_err(gone)?;
+        conn.send(Msg::Attach(
+            serde_json::to_vec(&request).unwrap_or_default().into(),
+        ))
+        .await
+        .map_err(gone)?;
+        // The holder answers a refusal, or the attached frame.
+        match tokio::time::timeout(Duration::from_secs(10), conn.next()).await {
+            Ok(Some(Ok(Msg::Refused(json)))) => {
+                let r: Refusal = serde_json::from_slice(&json).map_err(ApiError::internal)?;
+                Err(ApiError::new(r.code, r.message))
+            }
+            Ok(Some(Ok(Msg::Frame(first)))) => Ok(Attached { conn, first }),
+            _ => Err(session_not_running(sid)),
+        }
     }
 
     pub fn history(
@@ -817,117 +715,27 @@ impl Sessions {
         since: u64,
         limit: usize,
     ) -> Result<(Vec<Frame>, bool), ApiError> {
-        let session = self.get(workspace, sid)?;
-        let s = lock(&session.state);
-        let mut frames = s
-            .history
-            .since(since, limit + 1)
-            .map_err(ApiError::internal)?;
+        self.get(workspace, sid)?;
+        let mut frames =
+            history::read_frames(&self.history_path(sid), since).map_err(ApiError::internal)?;
         let more = frames.len() > limit;
         frames.truncate(limit);
         Ok((frames, more))
     }
 
-    /// A client frame from the interactive attachment. `Err` is the `error` frame's message.
-    pub fn client_frame(
-        &self,
-        session: &Arc<Session>,
-        frame: sam_protocol::SessionClientFrame,
-    ) -> Result<(), String> {
-        use sam_protocol::SessionClientFrame as C;
-        match frame {
-            C::Prompt(prompt) => {
-                let empty_text = prompt.text.as_deref().is_none_or(|t| t.trim().is_empty());
-                let empty_content = prompt.content.as_ref().is_none_or(Vec::is_empty);
-                if empty_text && empty_content {
-                    return Err("a prompt needs text or content".into());
-                }
-                {
-                    let mut s = lock(&session.state);
-                    if s.is_over() {
-                        return Err("the session has stopped".into());
-                    }
-                    s.queue.push_back(prompt);
-                }
-                session.drive();
-                Ok(())
+    /// Answers for `GET …/history`, as raw JSON (frames are already serialised).
+    pub fn history_json(frames: &[Frame], more: bool) -> String {
+        let mut out = String::from("{\"frames\":[");
+        for (i, f) in frames.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
-            C::PermissionResponse {
-                request_id,
-                option_id,
-            } => {
-                let key = match &request_id {
-                    RequestId::Number(n) if *n >= 0 => *n as u64,
-                    RequestId::String(s) => s
-                        .parse()
-                        .map_err(|_| format!("no open permission request {s:?}"))?,
-                    RequestId::Number(n) => return Err(format!("no open permission request {n}")),
-                };
-                {
-                    let mut s = lock(&session.state);
-                    let offered = s
-                        .pending
-                        .get(&key)
-                        .ok_or_else(|| format!("no open permission request {key}"))?;
-                    if !offered.contains(&option_id) {
-                        return Err(format!(
-                            "option {option_id:?} was not offered; the offered ones are {offered:?}"
-                        ));
-                    }
-                    s.pending.remove(&key);
-                    session.push(
-                        &mut s,
-                        SessionFrameBody::AgentPermissionResolved {
-                            request_id: RequestId::Number(key as i64),
-                            option_id: Some(option_id.clone()),
-                            outcome: None,
-                        },
-                    );
-                }
-                session.send_acp(ToAcp::Permission {
-                    key,
-                    option_id: option_id.clone(),
-                });
-                let this = self.clone();
-                let s = session.clone();
-                tokio::spawn(async move {
-                    this.event(
-                        &s,
-                        EventType::SessionPermissionResolved,
-                        EventLevel::Info,
-                        format!("Permission answered: {option_id}."),
-                        Some(json!({"requestId": key, "optionId": option_id})),
-                    )
-                    .await;
-                });
-                Ok(())
-            }
-            C::Cancel => {
-                if lock(&session.state).is_over() {
-                    return Err("the session has stopped".into());
-                }
-                session.send_acp(ToAcp::Cancel);
-                Ok(())
-            }
+            out.push_str(&f.json);
         }
-    }
-}
-
-fn reason_str(reason: StopReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// A message with the agent's last stderr lines, if it left any.
-fn with_stderr(message: &str, stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let last = &lines[lines.len().saturating_sub(5)..];
-    if last.is_empty() {
-        format!("{message}.")
-    } else {
-        format!("{message}. Its last output: {}", last.join(" | "))
+        out.push_str("],\"more\":");
+        out.push_str(if more { "true" } else { "false" });
+        out.push('}');
+        out
     }
 }
 
@@ -960,21 +768,4 @@ fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("env is larger than 32 KiB"));
     }
     Ok(())
-}
-
-impl Sessions {
-    /// Answers for `GET …/history`, as raw JSON (frames are already serialised).
-    pub fn history_json(frames: &[Frame], more: bool) -> String {
-        let mut out = String::from("{\"frames\":[");
-        for (i, f) in frames.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&f.json);
-        }
-        out.push_str("],\"more\":");
-        out.push_str(if more { "true" } else { "false" });
-        out.push('}');
-        out
-    }
 }

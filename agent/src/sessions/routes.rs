@@ -7,15 +7,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use sam_protocol::{
     CLOSE_CODE_TAKEN_OVER, CreateSession, HEADER_IDEMPOTENCY_KEY, SESSION_MAX_CLIENT_FRAME_BYTES,
-    SessionClientFrame, SessionFrameBody, SessionList,
+    SessionList,
 };
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 
-use super::{AttachMode, Sessions, Ticket};
+use super::{Attached, Sessions};
 use crate::auth::WorkspaceAccess;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
+use crate::holders::wire::Msg;
 use crate::state::AppState;
 
 const HISTORY_DEFAULT: usize = 1000;
@@ -27,7 +27,7 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     state.workspaces.get(&access.id).await?;
     Ok(Json(SessionList {
-        sessions: state.sessions.list(&access.id),
+        sessions: state.sessions.list_fresh(&access.id).await,
     }))
 }
 
@@ -60,7 +60,7 @@ pub async fn get(
     State(state): State<AppState>,
 ) -> Result<impl IntoResponse, ApiError> {
     state.workspaces.get(&access.id).await?;
-    Ok(Json(state.sessions.get(&access.id, &sid)?.info()))
+    Ok(Json(state.sessions.get_fresh(&access.id, &sid).await?))
 }
 
 pub async fn stop(
@@ -129,23 +129,22 @@ pub async fn socket(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     state.workspaces.get(&access.id).await?;
-    let mode = AttachMode {
-        takeover: flag(q.takeover.as_deref(), "takeover")?,
-        watch: flag(q.watch.as_deref(), "watch")?,
-    };
+    let takeover = flag(q.takeover.as_deref(), "takeover")?;
+    let watch = flag(q.watch.as_deref(), "watch")?;
     let upgrade =
         upgrade.map_err(|e| ApiError::bad_request(format!("This route is a WebSocket: {e}.")))?;
-    // The claim is taken before upgrading, so refusals are plain HTTP answers and
-    // two racing attaches cannot both win. If the upgrade never completes, the
-    // dropped ticket gives the claim back.
-    let ticket = state.sessions.claim(&access.id, &sid, mode)?;
-    let sessions = state.sessions.clone();
+    // The claim is taken (by the session's holder) before upgrading, so refusals
+    // are plain HTTP answers and two racing attaches cannot both win. If the
+    // upgrade never completes, the dropped connection gives the claim back.
+    let attached = state
+        .sessions
+        .claim(&access.id, &sid, takeover, watch, q.since.unwrap_or(0))
+        .await?;
     let shutdown = state.shutdown.clone();
-    let since = q.since.unwrap_or(0);
     Ok(upgrade
         .max_message_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
         .max_frame_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
-        .on_upgrade(move |socket| attached(sessions, ticket, socket, since, shutdown)))
+        .on_upgrade(move |socket| relay(attached, socket, shutdown)))
 }
 
 /// Sends a close frame and waits (briefly) for the client's, so the frame is not lost
@@ -160,120 +159,70 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     crate::exec::drain_until_closed(socket).await;
 }
 
-async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
-    socket
-        .send(Message::Text(Utf8Bytes::from(text)))
-        .await
-        .is_ok()
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        1000 => "session stopped",
+        CLOSE_CODE_TAKEN_OVER => "taken over",
+        _ => "session unavailable",
+    }
 }
 
-async fn attached(
-    sessions: Sessions,
-    mut ticket: Ticket,
+/// Relays one attached socket to the session's holder: its frames out verbatim,
+/// the client's frames in (size-checked here).
+async fn relay(
+    attached: Attached,
     mut socket: WebSocket,
-    since: u64,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let session = ticket.session.clone();
-    let (mut live, replay, head) = {
-        let s = super::lock(&session.state);
-        let live = session.live.subscribe();
-        let replay = s.history.since(since, usize::MAX);
-        (live, replay, s.history.head())
-    };
-    let attached = session.socket_frame(SessionFrameBody::Attached {
-        session_id: session.id.clone(),
-        takeover: ticket.mode.takeover,
-        watch: ticket.mode.watch,
-    });
-    if !send_text(&mut socket, &attached).await {
-        return;
-    }
-    // A `since` at or above the head replays nothing; live frames follow all the same.
-    let mut last = since.min(head);
-    match replay {
-        Ok(frames) => {
-            for f in frames {
-                if !send_text(&mut socket, &f.json).await {
-                    return;
-                }
-                last = f.seq;
-                if f.is_stop {
-                    close(&mut socket, 1000, "session stopped").await;
-                    return;
-                }
+    use futures::{SinkExt, StreamExt};
+
+    let Attached { mut conn, first } = attached;
+    let text = |b: bytes::Bytes| Utf8Bytes::try_from(b).map(Message::Text);
+    match text(first) {
+        Ok(m) => {
+            if socket.send(m).await.is_err() {
+                return;
             }
         }
-        Err(e) => {
-            tracing::error!(session = %session.id, error = %e, "history replay failed");
-            close(&mut socket, 1011, "history unavailable").await;
-            return;
-        }
+        Err(_) => return,
     }
-    let mut kicked = ticket.kicked.take();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 close(&mut socket, 1001, "agent shutting down").await;
                 return;
             }
-            _ = async { match kicked.as_mut() { Some(rx) => { let _ = rx.await; } None => std::future::pending().await } } => {
-                let detached = session.socket_frame(SessionFrameBody::Detached { reason: "takeover".into() });
-                let _ = send_text(&mut socket, &detached).await;
-                close(&mut socket, CLOSE_CODE_TAKEN_OVER, "taken over").await;
-                return;
-            }
-            frame = live.recv() => match frame {
-                Ok(f) => {
-                    if f.seq <= last { continue; }
-                    if !send_text(&mut socket, &f.json).await { return; }
-                    last = f.seq;
-                    if f.is_stop {
-                        close(&mut socket, 1000, "session stopped").await;
-                        return;
-                    }
+            from_holder = conn.next() => match from_holder {
+                Some(Ok(Msg::Frame(b))) => {
+                    let Ok(m) = text(b) else { continue };
+                    if socket.send(m).await.is_err() { return; }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Too far behind the live channel: catch up from history.
-                    let frames = super::lock(&session.state).history.since(last, usize::MAX);
-                    let Ok(frames) = frames else { close(&mut socket, 1011, "history unavailable").await; return };
-                    for f in frames {
-                        if !send_text(&mut socket, &f.json).await { return; }
-                        last = f.seq;
-                        if f.is_stop {
-                            close(&mut socket, 1000, "session stopped").await;
-                            return;
-                        }
-                    }
+                Some(Ok(Msg::Close(code))) => {
+                    close(&mut socket, code, close_reason(code)).await;
+                    return;
                 }
-                Err(RecvError::Closed) => return,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    close(&mut socket, 1011, "the session's holder went away").await;
+                    return;
+                }
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    if text.len() > SESSION_MAX_CLIENT_FRAME_BYTES {
+                Some(Ok(Message::Text(t))) => {
+                    if t.len() > SESSION_MAX_CLIENT_FRAME_BYTES {
                         close(&mut socket, 1009, "frame over 8 MiB").await;
                         return;
                     }
-                    let reply = if ticket.mode.watch {
-                        Err("a watcher cannot send frames; attach without watch=true to take part".to_string())
-                    } else {
-                        match serde_json::from_str::<SessionClientFrame>(&text) {
-                            Ok(frame) => sessions.client_frame(&session, frame),
-                            Err(e) => Err(format!("not a session frame: {e}")),
-                        }
-                    };
-                    if let Err(message) = reply {
-                        let error = session.socket_frame(SessionFrameBody::Error { message });
-                        if !send_text(&mut socket, &error).await { return; }
-                    }
+                    let bytes: bytes::Bytes = t.into();
+                    if conn.send(Msg::Client(bytes)).await.is_err() { return; }
                 }
                 Some(Ok(Message::Binary(data))) => {
                     if data.len() > SESSION_MAX_CLIENT_FRAME_BYTES {
                         close(&mut socket, 1009, "frame over 8 MiB").await;
                         return;
                     }
-                    let error = session.socket_frame(SessionFrameBody::Error { message: "session frames are JSON text".into() });
-                    if !send_text(&mut socket, &error).await { return; }
+                    // A marker the holder answers with "frames are JSON text".
+                    if conn.send(Msg::Client(bytes::Bytes::from_static(&[0]))).await.is_err() { return; }
                 }
                 Some(Ok(Message::Close(_))) | None => return,
                 Some(Ok(_)) => {}
