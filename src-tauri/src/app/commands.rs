@@ -1,7 +1,6 @@
 //! Tauri commands (docs/app-commands.md): each looks up state, calls `Sam`, and
 //! converts. Nothing here decides what the library should.
 
-use serde_json::{Value, json};
 use tauri::ipc::{Channel, InvokeBody, InvokeResponseBody, Request};
 use tauri::{State, Wry};
 use tauri_plugin_opener::OpenerExt;
@@ -538,7 +537,7 @@ async fn open_port(
 // ---- settings and signals ----
 
 #[tauri::command]
-async fn get_settings(state: State<'_, AppState>) -> Result<Value> {
+async fn get_settings(state: State<'_, AppState>) -> Result<crate::api::settings::Settings> {
     state.sam.show_settings().await
 }
 

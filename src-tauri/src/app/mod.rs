@@ -39,22 +39,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What the UI hears about without asking.
-#[derive(Clone, serde::Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum UiSignal {
-    Health {
-        change: crate::nodes::stream::HealthChange,
-    },
-    Event {
-        node_id: String,
-        event: Box<sam_protocol::Event>,
-    },
-    Permission {
-        node_id: String,
-        event: Box<sam_protocol::Event>,
-    },
-}
+pub use crate::api::UiSignal;
 
 pub fn run() {
     let sam = match tauri::async_runtime::block_on(Sam::open()) {

@@ -14,7 +14,7 @@ use super::{Health, NodeStatus, health};
 use crate::api::Sam;
 
 /// A health transition, for notifications.
-#[derive(ts_rs::TS, Debug, Clone, serde::Serialize)]
+#[derive(ts_rs::TS, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthChange {
     pub node_id: String,

@@ -72,8 +72,9 @@ pub async fn run(sam: &Sam, out: &Out, cmd: SettingsCmd) -> Result<Outcome, sam_
     match cmd {
         SettingsCmd::Show => {
             let s = sam.show_settings().await?;
+            let v = serde_json::to_value(&s).unwrap_or_default();
             out.one(&s, || {
-                s.as_object()
+                v.as_object()
                     .map(|o| {
                         o.iter()
                             .map(|(k, v)| {
