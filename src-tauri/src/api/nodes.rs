@@ -10,6 +10,7 @@ use super::{Progress, Sam, pick};
 use crate::error::{Error, Result, code};
 use crate::nodes::{Health, Node, NodeRecord, NodeStatus, Provider, health, validate_name};
 use crate::providers::NodeProvider;
+use crate::providers::hetzner::{self, AddHetzner, Hetzner, HetznerOptions};
 use crate::providers::local::Local;
 use crate::providers::ssh::{self, AddSsh, ConfirmHostKey, Ssh};
 
@@ -196,6 +197,11 @@ impl Sam {
     /// Stores a node a provider made, and tells its agent the limits.
     async fn adopt(&self, record: NodeRecord, progress: &dyn Progress) -> Result<Node> {
         self.store().insert_node(&record).await?;
+        Ok(self.welcome(record, progress).await)
+    }
+
+    /// Tells a stored node's agent the limits and records that it was added.
+    async fn welcome(&self, record: NodeRecord, progress: &dyn Progress) -> Node {
         progress.step("Applying the workspace and session limits.");
         if let Err(e) = self.push_limits(&record).await {
             tracing::warn!(error = %e.message, "limits not applied");
@@ -211,7 +217,7 @@ impl Sam {
             ),
         )
         .await;
-        Ok(self.node_view(record).await)
+        self.node_view(record).await
     }
 
     /// `sam node add local`: this computer.
@@ -272,6 +278,52 @@ impl Sam {
         }
     }
 
+    /// `sam node add hetzner`: a server made in the person's Hetzner Cloud project.
+    /// The name, the server type (x86 only) and the node limit are checked before
+    /// anything is contacted, the offer (type, location, image, a free server name)
+    /// before anything is made; a failure part-way deletes what was made in
+    /// Hetzner Cloud and stores nothing (providers/hetzner.rs).
+    pub async fn add_hetzner(
+        &self,
+        name: &str,
+        spec: AddHetzner,
+        progress: &dyn Progress,
+    ) -> Result<Node> {
+        validate_name(name)?;
+        hetzner::check_request(name, &spec)?;
+        if self.store().nodes().await?.iter().any(|n| n.name == name) {
+            return Err(Error::new(
+                code::CONFLICT,
+                format!("There is a node named {name:?} already."),
+            )
+            .hint("Pick another name with --name, or remove that node first (`sam node rm`)."));
+        }
+        self.check_node_limit().await?;
+        // The provider stores the node as `provisioning` while it works.
+        let record = Hetzner::adding(spec).create(self, name, progress).await?;
+        match self.store().update_node(&record).await {
+            Ok(()) => Ok(self.welcome(record, progress).await),
+            Err(e) => {
+                progress.step("Undoing what was made in Hetzner Cloud.");
+                if let Err(undo) = Hetzner::existing().delete(self, &record, progress).await {
+                    tracing::warn!(error = %undo.message, "undoing the Hetzner node failed");
+                    return Err(e.hint(format!(
+                        "SAM could not delete the server it made ({}): `sam node rm {name}` tries again.",
+                        undo.message.trim_end_matches('.')
+                    )));
+                }
+                let _ = self.store().delete_node(&record.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Server types (Arm ones marked unavailable), locations and images a Hetzner
+    /// node can be made of.
+    pub async fn hetzner_options(&self) -> Result<HetznerOptions> {
+        hetzner::options(self).await
+    }
+
     /// The SSH host key `host:port` presents, for a person to confirm.
     pub async fn ssh_host_key(&self, host: &str, port: u16) -> Result<String> {
         ssh::scan_host_key(host, port).await
@@ -313,10 +365,20 @@ impl Sam {
         if record.status == NodeStatus::Stopped {
             return Ok(self.node_view(record).await);
         }
-        // Check SSH (host key, login) before the workspaces are stopped, so a
-        // refusal there leaves the node as it was.
+        // Check SSH (host key, login) or the Hetzner API (token, server) before
+        // the workspaces are stopped, so a refusal there leaves the node as it was.
         if record.provider == Provider::Ssh {
             ssh::preflight(&record).await?;
+        }
+        if record.provider == Provider::Hetzner && !hetzner::preflight(self, &record).await? {
+            return Err(Error::not_found(format!(
+                "The Hetzner Cloud server of node {} no longer exists.",
+                record.name
+            ))
+            .hint(format!(
+                "`sam node rm {}` removes the node (and its firewall and SSH key).",
+                record.name
+            )));
         }
         record.status = NodeStatus::Stopping;
         self.store().update_node(&record).await?;
@@ -330,7 +392,7 @@ impl Sam {
         let result = match record.provider {
             Provider::Local => Local.stop(self, &mut record, progress).await,
             Provider::Ssh => Ssh::existing().stop(self, &mut record, progress).await,
-            _ => Err(unsupported(record.provider)),
+            Provider::Hetzner => Hetzner::existing().stop(self, &mut record, progress).await,
         };
         record.status = if result.is_ok() {
             NodeStatus::Stopped
@@ -355,7 +417,7 @@ impl Sam {
         let result = match record.provider {
             Provider::Local => Local.start(self, &mut record, progress).await,
             Provider::Ssh => Ssh::existing().start(self, &mut record, progress).await,
-            _ => Err(unsupported(record.provider)),
+            Provider::Hetzner => Hetzner::existing().start(self, &mut record, progress).await,
         };
         record.status = if result.is_ok() {
             NodeStatus::Running
@@ -388,6 +450,9 @@ impl Sam {
         if record.provider == Provider::Ssh {
             ssh::preflight(&record).await?;
         }
+        if record.provider == Provider::Hetzner {
+            hetzner::preflight(self, &record).await?;
+        }
         if record.status != NodeStatus::Stopped
             && let Ok(client) = self.client(&record).await
             && let Ok(workspaces) = client.workspaces().await
@@ -419,7 +484,7 @@ impl Sam {
         let result = match record.provider {
             Provider::Local => Local.delete(self, &record, progress).await,
             Provider::Ssh => Ssh::existing().delete(self, &record, progress).await,
-            _ => Err(unsupported(record.provider)),
+            Provider::Hetzner => Hetzner::existing().delete(self, &record, progress).await,
         };
         if let Err(e) = result {
             record.status = NodeStatus::Error;
@@ -437,11 +502,4 @@ fn provider_word(p: Provider) -> &'static str {
         Provider::Ssh => "SSH",
         Provider::Hetzner => "Hetzner Cloud",
     }
-}
-
-fn unsupported(p: Provider) -> Error {
-    Error::new(
-        code::PROVIDER,
-        format!("This build cannot manage {} nodes yet.", provider_word(p)),
-    )
 }

@@ -12,6 +12,7 @@ pub const KEYS: &[&str] = &[
     "hcloud-endpoint",
     "theme",
     "default-image",
+    "auto-local",
 ];
 
 fn validate(key: &str, value: &str) -> Result<()> {
@@ -38,6 +39,10 @@ fn validate(key: &str, value: &str) -> Result<()> {
         "theme" => match value {
             "system" | "light" | "dark" => Ok(()),
             _ => Err(Error::invalid("theme must be system, light or dark.")),
+        },
+        "auto-local" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(Error::invalid("auto-local must be true or false.")),
         },
         "default-image" => {
             if value.is_empty() || value.contains(char::is_whitespace) {
@@ -85,6 +90,8 @@ pub struct Settings {
     pub hcloud_endpoint: String,
     pub theme: Theme,
     pub default_image: String,
+    /// Whether the app adds this computer as a node on its first start.
+    pub auto_local: bool,
     pub state_dir: String,
     /// Where secrets are kept, in words.
     pub secret_store: String,
@@ -126,6 +133,7 @@ impl Sam {
                 _ => Theme::System,
             },
             default_image: get("default-image").unwrap_or_else(|| "sam-workspace:latest".into()),
+            auto_local: get("auto-local").as_deref() != Some("false"),
             state_dir: self.dir().display().to_string(),
             secret_store: self.secrets().describe(),
             hetzner_token_set: std::env::var("HCLOUD_TOKEN").is_ok()

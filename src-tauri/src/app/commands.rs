@@ -1,17 +1,22 @@
 //! Tauri commands (docs/app-commands.md): each looks up state, calls `Sam`, and
 //! converts. Nothing here decides what the library should.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
 use tauri::ipc::{Channel, InvokeBody, InvokeResponseBody, Request};
 use tauri::{State, Wry};
 use tauri_plugin_opener::OpenerExt;
 
 use super::{AppState, UiSignal, lock};
-use crate::api::Progress;
 use crate::api::sessions::{AttachOptions, NewSession};
 use crate::api::terminals::{NewTerminal, TerminalOutput};
 use crate::api::workspaces::{NewWorkspace, WorkspaceView};
-use crate::error::{Error, Result};
+use crate::api::{Deleted, Progress};
+use crate::error::{Error, Result, code};
 use crate::nodes::Node;
+use crate::providers::hetzner::{AddHetzner, HetznerOptions};
+use crate::providers::ssh::{self, AddSsh};
 use sam_protocol::{
     AgentSession, Event, FileEntry, NodeStopPlan, Port, SessionClientFrame, SessionFrame, Terminal,
     TerminalServerFrame,
@@ -21,6 +26,9 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<Wry>) -> bool + Send + Sync + 'st
     tauri::generate_handler![
         list_nodes,
         add_local_node,
+        add_ssh_node,
+        hetzner_options,
+        add_hetzner_node,
         node_stop_plan,
         stop_node,
         start_node,
@@ -89,6 +97,86 @@ async fn add_local_node(
     Ok(node)
 }
 
+/// Adds a server over SSH. Without `accept_host_key` (the fingerprint the
+/// person trusts), an unseen host key comes back as `host_key_unknown` with the
+/// fingerprint as the hint, for the UI to ask about; nothing is changed then.
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+async fn add_ssh_node(
+    state: State<'_, AppState>,
+    target: String,
+    port: Option<u16>,
+    identity: Option<String>,
+    name: String,
+    accept_host_key: Option<String>,
+    progress: Channel<String>,
+) -> Result<Node> {
+    let (user, host) = ssh::parse_destination(&target)?;
+    let spec = AddSsh {
+        user,
+        host,
+        port: port.unwrap_or(22),
+        identity: identity
+            .filter(|i| !i.trim().is_empty())
+            .map(|i| PathBuf::from(i.trim())),
+        accept_host_key,
+        agent_port: None,
+    };
+    let seen: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+    let confirm: Box<ssh::ConfirmHostKey> = {
+        let seen = seen.clone();
+        Box::new(move |where_: &str, fingerprint: &str| {
+            *lock(&seen) = Some((where_.to_string(), fingerprint.to_string()));
+            false
+        })
+    };
+    let result = state
+        .sam
+        .add_ssh(&name, spec, Some(confirm), &ChannelProgress(progress))
+        .await;
+    let node = match (result, lock(&seen).take()) {
+        (Ok(node), _) => node,
+        (Err(e), Some((where_, fingerprint))) if e.is(code::CANCELLED) => {
+            return Err(Error::new(
+                code::HOST_KEY_UNKNOWN,
+                format!("The SSH server {where_} presents a host key SAM has not seen before."),
+            )
+            .hint(fingerprint));
+        }
+        (Err(e), _) => return Err(e),
+    };
+    state.sam.watch_node(&node.id);
+    Ok(node)
+}
+
+#[tauri::command]
+async fn hetzner_options(state: State<'_, AppState>) -> Result<HetznerOptions> {
+    state.sam.hetzner_options().await
+}
+
+#[tauri::command]
+async fn add_hetzner_node(
+    state: State<'_, AppState>,
+    name: String,
+    server_type: String,
+    location: String,
+    image: String,
+    progress: Channel<String>,
+) -> Result<Node> {
+    let spec = AddHetzner {
+        server_type,
+        location,
+        image,
+        agent_port: None,
+    };
+    let node = state
+        .sam
+        .add_hetzner(&name, spec, &ChannelProgress(progress))
+        .await?;
+    state.sam.watch_node(&node.id);
+    Ok(node)
+}
+
 #[tauri::command]
 async fn node_stop_plan(state: State<'_, AppState>, node: String) -> Result<NodeStopPlan> {
     state.sam.node_stop_plan(&node).await
@@ -120,12 +208,12 @@ async fn remove_node(
     state: State<'_, AppState>,
     node: String,
     progress: Channel<String>,
-) -> Result<Value> {
+) -> Result<Deleted> {
     let removed = state
         .sam
         .remove_node(&node, &ChannelProgress(progress))
         .await?;
-    Ok(json!({"id": removed.id, "deleted": true}))
+    Ok(Deleted::new(removed.id))
 }
 
 #[tauri::command]
@@ -152,7 +240,7 @@ async fn node_events(
             .into_iter()
             .filter(|e| e.id.starts_with("desktop-")),
     );
-    events.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.created_at));
     events.truncate(limit as usize);
     Ok(events)
 }
@@ -218,12 +306,12 @@ async fn restart_workspace(state: State<'_, AppState>, workspace: String) -> Res
 }
 
 #[tauri::command]
-async fn remove_workspace(state: State<'_, AppState>, workspace: String) -> Result<Value> {
+async fn remove_workspace(state: State<'_, AppState>, workspace: String) -> Result<Deleted> {
     let w = state
         .sam
         .remove_workspace(&workspace, &crate::api::Quiet)
         .await?;
-    Ok(json!({"id": w.workspace.id, "deleted": true}))
+    Ok(Deleted::new(w.workspace.id))
 }
 
 #[tauri::command]

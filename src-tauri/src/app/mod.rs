@@ -109,12 +109,12 @@ async fn background(app: tauri::AppHandle) {
         .await
         .map(|n| n.is_empty())
         .unwrap_or(false);
-    let auto_local =
-        !matches!(sam.store().setting("auto-local").await, Ok(Some(v)) if v == "false");
-    if first_run && auto_local {
-        if let Err(e) = sam.add_local("this-computer", &Quiet).await {
-            tracing::warn!(error = %e.message, "this computer was not added");
-        }
+    let auto_local = sam.show_settings().await.is_ok_and(|s| s.auto_local);
+    if first_run
+        && auto_local
+        && let Err(e) = sam.add_local("this-computer", &Quiet).await
+    {
+        tracing::warn!(error = %e.message, "this computer was not added");
     }
     let mut signals = sam.subscribe();
     if let Err(e) = sam.watch_nodes().await {

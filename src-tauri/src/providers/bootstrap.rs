@@ -1,10 +1,12 @@
 //! Putting `sam-agent` on a server over SSH — the steps the SSH provider runs on a
 //! server the person already has, and the Hetzner provider on one it just made.
 //!
-//! - [`Remote`]: one russh connection, key authentication from a key file, the
-//!   server's host key checked against a pinned `SHA256:` fingerprint before a
-//!   single byte is authenticated (unknown or different keys are refused, never
-//!   learned silently); `exec` runs a POSIX `sh` script and answers its output.
+//! - [`Remote`]: one russh connection, key authentication from a key file (SSH
+//!   nodes) or from a key held in memory (a Hetzner node's own key, kept in the
+//!   secret store), the server's host key checked against a pinned `SHA256:`
+//!   fingerprint before a single byte is authenticated (unknown or different keys
+//!   are refused, never learned silently); `exec` runs a POSIX `sh` script and
+//!   answers its output.
 //! - [`Install`]: where the agent lives on the server and how it runs: everything
 //!   under `$HOME/.local/share/sam-agent/<node-id>/` (binary, trusted key, config,
 //!   TLS pair, data dir, log), as a systemd unit `sam-agent-<node-id>.service` where
@@ -19,7 +21,8 @@
 //! Invariant: nothing secret goes over a command line or into a log. The trusted
 //! key and the config reach the server on the channel's stdin; the agent reads its
 //! settings from a file (`agent.env`), not from argv. SSH private keys stay in the
-//! person's files — only their paths are recorded.
+//! person's files — only their paths are recorded (a Hetzner node's own key stays
+//! in the secret store and reaches russh in memory).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -241,6 +244,38 @@ impl Remote {
     /// Connects, checks the host key, logs in with the key file.
     pub async fn connect(target: &SshTarget, host_key: HostKey<'_>) -> Result<Remote> {
         let key = load_key(&target.identity)?;
+        Self::connect_with_key(target, key, host_key)
+            .await
+            .map_err(|e| {
+                if e.is(AUTH_FAILED) {
+                    Error::new(
+                        AUTH_FAILED,
+                        format!(
+                            "{} did not accept the key {}.",
+                            target.label(),
+                            target.identity.display()
+                        ),
+                    )
+                    .hint(format!(
+                        "Add {}.pub to ~{}/.ssh/authorized_keys on the server, or pass another key with --identity.",
+                        target.identity.display(),
+                        target.user
+                    ))
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// Connects, checks the host key, logs in with a key SAM holds in memory (a
+    /// Hetzner node's own key, from the secret store); `target.identity` is not
+    /// read. A refused key is `AUTH_FAILED` without a hint (the caller knows
+    /// where the key came from).
+    pub async fn connect_with_key(
+        target: &SshTarget,
+        key: russh::keys::PrivateKey,
+        host_key: HostKey<'_>,
+    ) -> Result<Remote> {
         let (result, seen) = handshake(&target.host, target.port, Some(host_key.expected())).await;
         let mut handle = match result {
             Ok(h) => h,
@@ -287,17 +322,8 @@ impl Remote {
         if !auth.success() {
             return Err(Error::new(
                 AUTH_FAILED,
-                format!(
-                    "{} did not accept the key {}.",
-                    target.label(),
-                    target.identity.display()
-                ),
-            )
-            .hint(format!(
-                "Add {}.pub to ~{}/.ssh/authorized_keys on the server, or pass another key with --identity.",
-                target.identity.display(),
-                target.user
-            )));
+                format!("{} did not accept SAM's key.", target.label()),
+            ));
         }
         Ok(Remote {
             handle,

@@ -5,6 +5,7 @@
 //! the machine.
 
 pub mod bootstrap;
+pub mod hetzner;
 pub mod local;
 pub mod ssh;
 

@@ -9,7 +9,7 @@
 //! person's file), `agentPort`, `installDir`, `service` (`systemd` | `process`),
 //! `unit` (systemd) or `pid` (process).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -37,6 +37,15 @@ pub struct AddSsh {
     pub accept_host_key: Option<String>,
     /// The agent's port on the server; default 7420.
     pub agent_port: Option<u16>,
+}
+
+/// `~/…` as the person means it, as ssh reads `-i ~/…` (the app's field is
+/// not expanded by a shell).
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Splits `USER@HOST` (`HOST` alone: the local user name, as `ssh` does).
@@ -210,7 +219,10 @@ impl NodeProvider for Ssh {
             Error::internal("The SSH provider was asked to create without a destination.")
         })?;
         let identity = match &spec.identity {
-            Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            Some(p) => {
+                let p = expand_home(p);
+                std::path::absolute(&p).unwrap_or(p)
+            }
             None => bootstrap::default_identity()?,
         };
         let target = SshTarget {

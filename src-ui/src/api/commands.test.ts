@@ -61,7 +61,7 @@ describe("command wrappers", () => {
     await api.hetznerOptions();
     expect(seen.map((s) => [s.cmd, s.args])).toEqual([
       ["list_nodes", {}],
-      ["add_local_node", { name: "this-computer" }],
+      ["add_local_node", { name: "this-computer", progress: expect.anything() }],
       ["list_workspaces", {}],
       ["list_workspaces", { node: "n1" }],
       ["rename_workspace", { workspace: "w1", name: "new" }],
@@ -123,10 +123,10 @@ describe("command wrappers", () => {
   it("keeps add_ssh_node's optional fields out unless given", async () => {
     const seen = record();
     await api.addSshNode({ target: "root@h", name: "h" });
-    await api.addSshNode({ target: "root@h", name: "h", port: 2222, identity: "~/.ssh/k", acceptHostKey: true });
+    await api.addSshNode({ target: "root@h", name: "h", port: 2222, identity: "~/.ssh/k", acceptHostKey: "SHA256:abc" });
     const [a, b] = seen.map((s) => s.args as Record<string, unknown>);
     expect(Object.keys(a).sort()).toEqual(["name", "progress", "target"]);
-    expect(b).toMatchObject({ port: 2222, identity: "~/.ssh/k", acceptHostKey: true });
+    expect(b).toMatchObject({ port: 2222, identity: "~/.ssh/k", acceptHostKey: "SHA256:abc" });
   });
 
   it("delivers terminal output as bytes and terminal events as frames", async () => {

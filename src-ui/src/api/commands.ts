@@ -63,14 +63,16 @@ export function toBytes(m: unknown): Uint8Array {
 
 export const listNodes = () => call<Node[]>("list_nodes");
 
-export const addLocalNode = (name: string) => call<Node>("add_local_node", { name });
+export const addLocalNode = (name: string, onProgress?: OnProgress) =>
+  call<Node>("add_local_node", { name, progress: progress(onProgress) });
 
 export type AddSsh = {
   target: string;
   port?: number;
   identity?: string;
   name: string;
-  acceptHostKey?: boolean;
+  /** The host key fingerprint the person trusts (`SHA256:…`), as `host_key_unknown` showed it. */
+  acceptHostKey?: string;
 };
 export const addSshNode = (a: AddSsh, onProgress?: OnProgress) =>
   call<Node>("add_ssh_node", args({ ...a, progress: progress(onProgress) }));

@@ -26,7 +26,7 @@ describe("AddNodeDialog", () => {
     await renderWithStore(<AddNodeDialog onClose={() => {}} />, { fake });
     await userEvent.click(screen.getByRole("button", { name: "Add this computer" }));
     expect(await screen.findByTestId("add-node-done")).toBeTruthy();
-    expect(fake.callsOf("add_local_node").map((c) => c.args)).toEqual([{ name: "this-computer" }]);
+    expect(fake.callsOf("add_local_node").map((c) => c.args)).toEqual([{ name: "this-computer", progress: expect.anything() }]);
   });
 
   it("asks about an unknown SSH host key, then connects with it accepted, showing each step", async () => {
@@ -41,7 +41,7 @@ describe("AddNodeDialog", () => {
     const done = await screen.findByTestId("add-node-done");
     expect(within(done).getByText("Uploading sam-agent 0.1.0 (x86_64).")).toBeTruthy();
     const calls = fake.callsOf("add_ssh_node").map((c) => c.args as Record<string, unknown>);
-    expect(calls.map((c) => c.acceptHostKey)).toEqual([undefined, true]);
+    expect(calls.map((c) => c.acceptHostKey)).toEqual([undefined, "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"]);
     expect(calls[1]).toMatchObject({ target: "root@198.51.100.4", name: "198.51.100.4" });
   });
 
@@ -51,12 +51,18 @@ describe("AddNodeDialog", () => {
     await userEvent.type(await screen.findByLabelText("Hetzner API token"), "tok-123");
     await userEvent.click(screen.getByRole("button", { name: "Save token" }));
     const type = await screen.findByLabelText("Server type");
-    await userEvent.selectOptions(type, "cax21");
-    await userEvent.selectOptions(screen.getByLabelText("Location"), "nbg1");
-    expect(screen.getByText("4 vCPU · 8 GB RAM · 80 GB disk · arm")).toBeTruthy();
+    const arm = within(type).getByRole("option", { name: /cax21/ }) as HTMLOptionElement;
+    expect(arm.disabled).toBe(true);
+    expect(arm.textContent).toContain("no agent for arm64 yet");
+    await userEvent.selectOptions(type, "cpx11");
+    const location = screen.getByLabelText("Location");
+    // cpx11 is not offered in Helsinki here, so it is not offered.
+    expect(within(location).queryByRole("option", { name: /hel1/ })).toBeNull();
+    await userEvent.selectOptions(location, "nbg1");
+    expect(screen.getByText("2 vCPU · 2 GB RAM · 40 GB disk · x86 · 5.18 a month")).toBeTruthy();
     await userEvent.click(screen.getByRole("button", { name: "Create server" }));
     const done = await screen.findByTestId("add-node-done");
-    expect(within(done).getAllByText(/Creating server hetzner-1 \(cax21 in nbg1, ubuntu-24.04\)\./)).toHaveLength(1);
+    expect(within(done).getAllByText(/Creating server hetzner-1 \(cpx11 in nbg1, ubuntu-24.04\)\./)).toHaveLength(1);
     expect(fake.keychainHas("tok-123")).toBe(true);
     expect(document.body.innerHTML).not.toContain("tok-123");
   });

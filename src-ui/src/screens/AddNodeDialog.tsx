@@ -126,7 +126,7 @@ function LocalForm({ op, hasLocal, onDone }: { op: Op; hasLocal: boolean; onDone
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (problem) return;
-    onDone(await op.run(() => api.addLocalNode(name)));
+    onDone(await op.run((onProgress) => api.addLocalNode(name, onProgress)));
   };
   return (
     <form onSubmit={submit} className="form" data-testid="add-local">
@@ -161,7 +161,7 @@ function SshForm({ op, onDone }: { op: Op; onDone: (n: Node | undefined) => void
   const portNumber = Number(port);
   const portProblem = Number.isInteger(portNumber) && portNumber > 0 && portNumber < 65536 ? null : "A port from 1 to 65535.";
 
-  const connect = async (acceptHostKey: boolean) => {
+  const connect = async (acceptHostKey?: string) => {
     setHostKey(null);
     let asked = false;
     const node = await op.run(async (onProgress) => {
@@ -172,7 +172,7 @@ function SshForm({ op, onDone }: { op: Op; onDone: (n: Node | undefined) => void
             port: portNumber === 22 ? undefined : portNumber,
             identity: identity.trim() || undefined,
             name: effectiveName,
-            acceptHostKey: acceptHostKey || undefined,
+            acceptHostKey,
           },
           onProgress,
         );
@@ -193,7 +193,7 @@ function SshForm({ op, onDone }: { op: Op; onDone: (n: Node | undefined) => void
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (!target || nameProblem || portProblem) return;
-    void connect(false);
+    void connect();
   };
 
   return (
@@ -252,7 +252,7 @@ function SshForm({ op, onDone }: { op: Op; onDone: (n: Node | undefined) => void
             <button type="button" className="btn" onClick={() => setHostKey(null)}>
               Don't trust
             </button>
-            <button type="button" className="btn primary" onClick={() => void connect(true)}>
+            <button type="button" className="btn primary" onClick={() => void connect(hostKey.hint ?? undefined)}>
               Trust this key and connect
             </button>
           </div>
@@ -292,8 +292,9 @@ function HetznerForm({ op, onDone, onClose }: { op: Op; onDone: (n: Node | undef
       .then((o) => {
         if (!live) return;
         setOptions(o);
-        setServerType((v) => v || o.serverTypes[0]?.name || "");
-        setLocation((v) => v || o.locations[0]?.name || "");
+        const first = o.serverTypes.find((t) => t.available);
+        setServerType((v) => v || first?.name || "");
+        setLocation((v) => v || first?.locations[0] || o.locations[0]?.name || "");
         setImage((v) => v || o.images[0]?.name || "");
       })
       .catch((e) => live && setOptionsError(toSamError(e)));
@@ -344,6 +345,18 @@ function HetznerForm({ op, onDone, onClose }: { op: Op; onDone: (n: Node | undef
     onDone(await op.run((onProgress) => api.addHetznerNode({ name, serverType, location, image }, onProgress)));
   };
   const type = options?.serverTypes.find((t) => t.name === serverType);
+  // Only where the chosen type is offered (Hetzner says so per type).
+  const locations = options?.locations.filter((l) => !type || type.locations.includes(l.name)) ?? [];
+  const price = type?.monthlyPrices.find((p) => p.location === location);
+  const typeHint = type
+    ? `${type.cores} vCPU · ${type.memoryGb} GB RAM · ${type.diskGb} GB disk · ${type.architecture}` +
+      (price ? ` · ${Number(price.gross).toFixed(2)} a month` : "")
+    : undefined;
+  const pickType = (name: string) => {
+    setServerType(name);
+    const t = options?.serverTypes.find((x) => x.name === name);
+    if (t && !t.locations.includes(location)) setLocation(t.locations[0] ?? "");
+  };
 
   return (
     <form onSubmit={submit} className="form" data-testid="add-hetzner">
@@ -359,18 +372,19 @@ function HetznerForm({ op, onDone, onClose }: { op: Op; onDone: (n: Node | undef
             <input value={name} onChange={(e) => setName(e.target.value)} disabled={op.running} />
           </Field>
           <div className="row">
-            <Field label="Server type" hint={type ? `${type.cores} vCPU · ${type.memoryGb} GB RAM · ${type.diskGb} GB disk · ${type.architecture}` : undefined}>
-              <select value={serverType} onChange={(e) => setServerType(e.target.value)} disabled={op.running}>
+            <Field label="Server type" hint={typeHint}>
+              <select value={serverType} onChange={(e) => pickType(e.target.value)} disabled={op.running}>
                 {options.serverTypes.map((t) => (
-                  <option key={t.name} value={t.name}>
+                  <option key={t.name} value={t.name} disabled={!t.available} title={t.unavailableReason ?? undefined}>
                     {t.name} — {t.description}
+                    {t.available ? "" : ` (${t.unavailableReason ?? "not available"})`}
                   </option>
                 ))}
               </select>
             </Field>
             <Field label="Location">
               <select value={location} onChange={(e) => setLocation(e.target.value)} disabled={op.running}>
-                {options.locations.map((l) => (
+                {locations.map((l) => (
                   <option key={l.name} value={l.name}>
                     {l.name} — {l.city}, {l.country}
                   </option>
@@ -397,7 +411,7 @@ function HetznerForm({ op, onDone, onClose }: { op: Op; onDone: (n: Node | undef
             Continue in background
           </button>
         )}
-        <button type="submit" className="btn primary" disabled={op.running || !options || !!problem}>
+        <button type="submit" className="btn primary" disabled={op.running || !options || !!problem || !type?.available}>
           Create server
         </button>
       </div>

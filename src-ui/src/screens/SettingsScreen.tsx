@@ -30,6 +30,8 @@ export function settingProblem(key: SettingKey, value: string): string | null {
       return ["system", "light", "dark"].includes(value) ? null : "Pick system, light or dark.";
     case "default-image":
       return value && !/\s/.test(value) ? null : "Use an image reference such as ubuntu:24.04.";
+    case "auto-local":
+      return value === "true" || value === "false" ? null : "Use true or false.";
   }
 }
 
@@ -49,6 +51,8 @@ export function settingValue(s: Settings, key: SettingKey): string {
       return s.theme;
     case "default-image":
       return s.defaultImage;
+    case "auto-local":
+      return String(s.autoLocal);
   }
 }
 

@@ -15,6 +15,7 @@ import type { SessionFrame } from "../api/gen/SessionFrame";
 import type { Terminal } from "../api/gen/Terminal";
 import type { TerminalServerFrame } from "../api/gen/TerminalServerFrame";
 import type { WorkspaceView } from "../api/gen/WorkspaceView";
+import type { ServerTypeOption } from "../api/gen/ServerTypeOption";
 import type { HetznerOptions, Settings, UiSignal } from "../api/types";
 
 type ChannelLike = { id: number };
@@ -79,6 +80,32 @@ function iso(msAgo: number): string {
   return new Date(Date.now() - msAgo).toISOString();
 }
 
+/** A server type as `hetzner_options` answers it. */
+function serverType(
+  name: string,
+  description: string,
+  architecture: string,
+  cores: number,
+  memoryGb: number,
+  diskGb: number,
+  locations: string[],
+  gross: string,
+): ServerTypeOption {
+  return {
+    name,
+    description,
+    architecture,
+    cores,
+    memoryGb,
+    diskGb,
+    cpuType: "shared",
+    locations,
+    monthlyPrices: locations.map((location) => ({ location, gross })),
+    available: true,
+    unavailableReason: null,
+  };
+}
+
 export class FakeSam {
   calls: Call[] = [];
   nodes: Node[] = [];
@@ -96,6 +123,7 @@ export class FakeSam {
     hcloudEndpoint: "https://api.hetzner.cloud/v1",
     theme: "system",
     defaultImage: "sam-workspace:latest",
+    autoLocal: true,
     stateDir: "/home/dev/.local/share/sam",
     secretStore: "the system keychain (Secret Service)",
   };
@@ -409,18 +437,23 @@ export class FakeSam {
         if (!("hetzner-token" in this.keychain)) throw fail("secret_store", "No Hetzner token is stored.", "Add it in Settings.");
         const o: HetznerOptions = {
           serverTypes: [
-            { name: "cx22", description: "2 vCPU, 4 GB", cores: 2, memoryGb: 4, diskGb: 40, architecture: "x86" },
-            { name: "cx32", description: "4 vCPU, 8 GB", cores: 4, memoryGb: 8, diskGb: 80, architecture: "x86" },
-            { name: "cax21", description: "4 vCPU (Arm), 8 GB", cores: 4, memoryGb: 8, diskGb: 80, architecture: "arm" },
+            serverType("cx22", "CX22", "x86", 2, 4, 40, ["fsn1", "nbg1", "hel1"], "4.51"),
+            serverType("cx32", "CX32", "x86", 4, 8, 80, ["fsn1", "nbg1", "hel1"], "7.73"),
+            serverType("cpx11", "CPX 11", "x86", 2, 2, 40, ["fsn1", "nbg1"], "5.18"),
+            {
+              ...serverType("cax21", "CAX21", "arm", 4, 8, 80, ["fsn1", "nbg1", "hel1"], "7.13"),
+              available: false,
+              unavailableReason: "Arm64 (no agent for arm64 yet)",
+            },
           ],
           locations: [
-            { name: "fsn1", city: "Falkenstein", country: "DE" },
-            { name: "nbg1", city: "Nuremberg", country: "DE" },
-            { name: "hel1", city: "Helsinki", country: "FI" },
+            { name: "fsn1", description: "Falkenstein DC Park 1", city: "Falkenstein", country: "DE", networkZone: "eu-central" },
+            { name: "nbg1", description: "Nuremberg DC Park 1", city: "Nuremberg", country: "DE", networkZone: "eu-central" },
+            { name: "hel1", description: "Helsinki DC Park 1", city: "Helsinki", country: "FI", networkZone: "eu-central" },
           ],
           images: [
-            { name: "ubuntu-24.04", description: "Ubuntu 24.04" },
-            { name: "debian-12", description: "Debian 12" },
+            { name: "ubuntu-24.04", description: "Ubuntu 24.04", osFlavor: "ubuntu", osVersion: "24.04", architecture: "x86" },
+            { name: "debian-12", description: "Debian 12", osFlavor: "debian", osVersion: "12", architecture: "x86" },
           ],
         };
         await this.sleep();
@@ -750,6 +783,10 @@ export class FakeSam {
         break;
       case "default-image":
         this.settings.defaultImage = value;
+        break;
+      case "auto-local":
+        if (value !== "true" && value !== "false") throw fail("invalid_input", "auto-local must be true or false.");
+        this.settings.autoLocal = value === "true";
         break;
       default:
         throw fail("invalid_input", `"${key}" is not a setting.`);

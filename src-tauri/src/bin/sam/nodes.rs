@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use sam_desktop::Sam;
-use sam_desktop::nodes::Node;
+use sam_desktop::nodes::{Node, Provider};
+use sam_desktop::providers::hetzner::{
+    AddHetzner, DEFAULT_IMAGE, DEFAULT_LOCATION, DEFAULT_SERVER_TYPE, STILL_BILLED,
+};
 use sam_desktop::providers::ssh::{AddSsh, ConfirmHostKey, default_name, parse_destination};
 use serde_json::json;
 
@@ -25,6 +28,8 @@ pub enum NodeCmd {
     Stop { node: String },
     /// Start a stopped node.
     Start { node: String },
+    /// List the Hetzner Cloud server types, locations and images a node can use.
+    HetznerOptions,
     /// Delete the node's workspaces and remove the node.
     Rm {
         node: String,
@@ -41,6 +46,28 @@ pub enum AddCmd {
     Local(LocalArgs),
     /// A Linux x86_64 server you can log in to with an SSH key.
     Ssh(SshArgs),
+    /// A new server in your Hetzner Cloud project (token: HCLOUD_TOKEN or
+    /// `sam settings hetzner-token`).
+    Hetzner(HetznerArgs),
+}
+
+#[derive(Args)]
+pub struct HetznerArgs {
+    /// The node's name, also the server's name in Hetzner Cloud.
+    #[arg(long)]
+    pub name: String,
+    /// The server type (x86 only; `sam node hetzner-options` lists them).
+    #[arg(long, default_value = DEFAULT_SERVER_TYPE)]
+    pub server_type: String,
+    /// The location (data centre site).
+    #[arg(long, default_value = DEFAULT_LOCATION)]
+    pub location: String,
+    /// The system image.
+    #[arg(long, default_value = DEFAULT_IMAGE)]
+    pub image: String,
+    /// The agent's TCP port on the server (the firewall opens it and SSH only).
+    #[arg(long, env = "SAM_HETZNER_AGENT_PORT", default_value_t = 7420)]
+    pub agent_port: u16,
 }
 
 #[derive(Args)]
@@ -147,6 +174,77 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
             let node = sam.add_ssh(&name, spec, ask_host_key(), &Steps).await?;
             out.one(&node, || human(&node));
         }
+        NodeCmd::Add(AddCmd::Hetzner(a)) => {
+            let spec = AddHetzner {
+                server_type: a.server_type,
+                location: a.location,
+                image: a.image,
+                agent_port: Some(a.agent_port),
+            };
+            let node = sam.add_hetzner(&a.name, spec, &Steps).await?;
+            out.one(&node, || human(&node));
+        }
+        NodeCmd::HetznerOptions => {
+            let o = sam.hetzner_options().await?;
+            if out.json {
+                out.one(&o, String::new);
+            } else {
+                let plain = Out {
+                    json: false,
+                    yes: out.yes,
+                };
+                println!("SERVER TYPES");
+                plain.list(
+                    &o.server_types,
+                    &[
+                        "NAME",
+                        "ARCH",
+                        "CPU",
+                        "CORES",
+                        "MEMORY",
+                        "DISK",
+                        "LOCATIONS",
+                        "AVAILABLE",
+                    ],
+                    |t| {
+                        vec![
+                            t.name.clone(),
+                            t.architecture.clone(),
+                            t.cpu_type.clone(),
+                            t.cores.to_string(),
+                            format!("{} GB", t.memory_gb),
+                            format!("{} GB", t.disk_gb),
+                            t.locations.join(","),
+                            match &t.unavailable_reason {
+                                None => "yes".into(),
+                                Some(why) => format!("no ({why})"),
+                            },
+                        ]
+                    },
+                );
+                println!("\nLOCATIONS");
+                plain.list(
+                    &o.locations,
+                    &["NAME", "CITY", "COUNTRY", "NETWORK ZONE"],
+                    |l| {
+                        vec![
+                            l.name.clone(),
+                            l.city.clone(),
+                            l.country.clone(),
+                            l.network_zone.clone(),
+                        ]
+                    },
+                );
+                println!("\nIMAGES");
+                plain.list(&o.images, &["NAME", "DESCRIPTION", "ARCH"], |i| {
+                    vec![
+                        i.name.clone(),
+                        i.description.clone(),
+                        i.architecture.clone(),
+                    ]
+                });
+            }
+        }
         NodeCmd::Ls => {
             let nodes = sam.list_nodes().await?;
             out.list(
@@ -186,8 +284,15 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
         NodeCmd::Stop { node } => {
             let words = plan_words(sam, &node, "Stopping").await?;
             eprintln!("{}", words.trim_end());
+            let hetzner = sam.node_record(&node).await?.provider == Provider::Hetzner;
+            if hetzner {
+                eprintln!("{STILL_BILLED}");
+            }
             out.confirm("Stopping the node")?;
             let n = sam.stop_node(&node, &Steps).await?;
+            if hetzner {
+                eprintln!("warning: {STILL_BILLED}");
+            }
             out.one(&n, || human(&n));
         }
         NodeCmd::Start { node } => {

@@ -4,7 +4,11 @@ import type { Theme } from "./Theme";
 /**
  * The settings in force, as `sam settings show --json` and the app show them.
  */
-export type Settings = { staleSeconds: number, maxNodes: number, maxWorkspaces: number, maxSessions: number, hcloudEndpoint: string, theme: Theme, defaultImage: string, stateDir: string, 
+export type Settings = { staleSeconds: number, maxNodes: number, maxWorkspaces: number, maxSessions: number, hcloudEndpoint: string, theme: Theme, defaultImage: string, 
+/**
+ * Whether the app adds this computer as a node on its first start.
+ */
+autoLocal: boolean, stateDir: string, 
 /**
  * Where secrets are kept, in words.
  */
