@@ -123,6 +123,23 @@ try {
   await click(await button("Stop workspace"));
   await waitFor("the workspace to stop", async () => JSON.parse(cli("--json", "ws", "show", "this-computer/e2e")).status === "stopped", 60000);
   await shot("05-stopped");
+
+  // Closing the window hides it; the app keeps running (the tray, node streams
+  // and work in flight), and starting SAM again brings the same window back.
+  const [handle] = await wd("GET", s("/window/handles"));
+  execFileSync("/usr/bin/python3", [new URL("./close-window.py", import.meta.url).pathname]);
+  await sleep(1000);
+  const closeWindow = () => execFileSync("/usr/bin/python3", [new URL("./close-window.py", import.meta.url).pathname]);
+  assert.throws(closeWindow, "the window is still shown after it was closed");
+  const pids = execFileSync("pgrep", ["-f", app], { encoding: "utf8" }).trim().split("\n");
+  assert.ok(pids.length >= 1, "the app ended when its window was closed");
+  const second = spawn(app, [], { stdio: "ignore" });
+  const secondExit = new Promise((r) => second.on("exit", r));
+  await Promise.race([secondExit, sleep(10000)]);
+  assert.notEqual(second.exitCode, null, "a second start should hand over to the running app and end");
+  await wd("POST", s("/window"), { handle }).catch(() => {});
+  await waitFor("the window again", async () => (await textOf(await css(".ws-title h1", 2000))).includes("e2e"), 15000);
+  await shot("06-reopened");
   console.log("app end-to-end: all steps passed");
 } catch (e) {
   await shot("failure").catch(() => {});

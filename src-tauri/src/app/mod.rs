@@ -84,6 +84,18 @@ pub fn run() {
         )
         .manage(state)
         .invoke_handler(commands::handler())
+        // Closing the window hides it: work in flight (a Hetzner server being
+        // made, a forward, the node streams and their notifications) carries on,
+        // and the tray's "Open SAM" — or starting SAM again — shows it as it was.
+        // "Quit SAM" in the tray ends the app.
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
         .setup(move |app| {
             tray::install(app.handle())?;
             let handle = app.handle().clone();
