@@ -176,7 +176,7 @@ sam_build_test_image() (
 # The fixture programs (binaries of the sam-fixtures crate, tests/fixtures)
 # that go into the fixture image, and where their static build lands.
 SAM_FIXTURE_IMAGE_NAME="sam-test-fixtures:latest"
-SAM_FIXTURE_BINS=(ws-echo fixture-agent)
+SAM_FIXTURE_BINS=(ws-echo fixture-agent model-server)
 SAM_STATIC_TARGET="x86_64-unknown-linux-gnu"
 
 # sam_build_fixture_image — builds the sam-fixtures binaries static (see
@@ -222,14 +222,35 @@ sam_build_fixture_image() (
 	sam_log "built $SAM_FIXTURE_IMAGE_NAME in $((SECONDS - start)) s"
 )
 
-# The inputs of sam-workspace:latest: its build script (which pins the suite,
-# the package list and every step).
+# The default workspace image is built in two parts (images/workspace/build):
+# a debootstrap base, tagged with a hash of its script so it is made once,
+# and the Dockerfile on top (Node.js and the ACP adapters, pinned in
+# images/workspace/versions).
+# shellcheck disable=SC2034 # used by images/workspace/build
+SAM_WORKSPACE_BASE_NAME="sam-workspace-base"
+
+# The base's tag: a hash of its script (which pins the suite, the package list
+# and every step), and the machine's architecture.
+sam_workspace_base_tag() {
+	{
+		_sam_hash_files "$SAM_ROOT/images/workspace/base"
+		uname -m
+	} | sha256sum | cut -c1-12
+}
+
+# The inputs of sam-workspace:latest: the base's script, the build script, the
+# Dockerfile and the pinned versions, and the machine's architecture.
 sam_workspace_image_hash() {
-	_sam_hash_files "$SAM_ROOT/images/workspace/build"
+	{
+		_sam_hash_files "$SAM_ROOT/images/workspace/base" "$SAM_ROOT/images/workspace/build" \
+			"$SAM_ROOT/images/workspace/Dockerfile" "$SAM_ROOT/images/workspace/versions"
+		uname -m
+	} | sha256sum | cut -d' ' -f1
 }
 
 # sam_build_workspace_image — builds the default workspace image
-# sam-workspace:latest with images/workspace/build; skipped when up to date.
+# sam-workspace:latest with images/workspace/build; skipped when up to date
+# (same inputs). The build itself reuses the base and Docker's layer cache.
 sam_build_workspace_image() (
 	set -euo pipefail
 	_sam_lock workspace-image

@@ -255,6 +255,9 @@ async fn sam_session(agent: &Agent, ws: &str) -> Session {
 #[derive(Clone, Copy, PartialEq)]
 enum Path {
     Sam,
+    /// The same WebSocket through a build of sam-agent from before holders
+    /// (`SAM_BASELINE_AGENT`), whose terminals the agent process owned itself.
+    SamNoHolders,
     Ssh,
     DockerExec,
 }
@@ -262,7 +265,8 @@ enum Path {
 impl Path {
     fn name(self) -> &'static str {
         match self {
-            Path::Sam => "sam-agent WebSocket",
+            Path::Sam => "sam-agent WebSocket (holders)",
+            Path::SamNoHolders => "sam-agent WebSocket, build without holders",
             Path::Ssh => "OpenSSH (ssh -tt → docker exec -it)",
             Path::DockerExec => "floor: docker exec -it",
         }
@@ -271,7 +275,7 @@ impl Path {
 
 async fn open(path: Path, agent: &Agent, ws: &str, container: &str, ssh: &Sshd) -> Session {
     match path {
-        Path::Sam => sam_session(agent, ws).await,
+        Path::Sam | Path::SamNoHolders => sam_session(agent, ws).await,
         Path::Ssh => {
             let mut argv: Vec<&str> = ssh.args.iter().map(String::as_str).collect();
             argv.extend(["docker", "exec", "-it", container, "sh"]);
@@ -295,36 +299,56 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let agent = Agent::start_with(Options {
+    let reattach_terminals: usize = std::env::var("REATTACH_TERMINALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let quiet = || Options {
         args: vec![],
         env: vec![("RUST_LOG".into(), "warn".into())],
-    })
-    .await;
+    };
+    let agent = Agent::start_with(quiet()).await;
     let ws = agent.running("bench").await;
     let container = format!("sam-ws-{}", ws.id);
-    let (ok, out) = docker_exec(
-        &ws.id,
-        None,
-        &format!(
-            "head -c {} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big",
-            bulk_mb * 1_000_000
-        ),
+    let big = format!(
+        "head -c {} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big",
+        bulk_mb * 1_000_000
     );
+    let (ok, out) = docker_exec(&ws.id, None, &big);
     assert!(ok, "{out}");
+    // The baseline build, on its own workspace with the same file.
+    let baseline = match std::env::var_os("SAM_BASELINE_AGENT") {
+        Some(bin) => {
+            let b = Agent::start_binary(Some(bin.into()), quiet()).await;
+            let bws = b.running("bench-baseline").await;
+            let (ok, out) = docker_exec(&bws.id, None, &big);
+            assert!(ok, "{out}");
+            Some((b, bws))
+        }
+        None => None,
+    };
     let ssh = sshd();
-    let paths = [Path::Sam, Path::Ssh, Path::DockerExec];
+    let mut paths = vec![Path::Sam];
+    if baseline.is_some() {
+        paths.push(Path::SamNoHolders);
+    }
+    paths.extend([Path::Ssh, Path::DockerExec]);
 
     let mut rows = Vec::new();
     for path in paths {
+        let (agent, ws, container) = match (&baseline, path) {
+            (Some((b, bws)), Path::SamNoHolders) => (b, bws, format!("sam-ws-{}", bws.id)),
+            _ => (&agent, &ws, container.clone()),
+        };
         // Keystroke echo.
-        let mut s = open(path, &agent, &ws.id, &container, &ssh).await;
+        let mut s = open(path, agent, &ws.id, &container, &ssh).await;
         s.start_echo().await;
         let mut rtts = s.echo_rtts(keystrokes).await;
         let (p50, p99) = (percentile(&mut rtts, 0.5), percentile(&mut rtts, 0.99));
         drop(s);
 
         // Bulk output.
-        let mut s = open(path, &agent, &ws.id, &container, &ssh).await;
+        let mut s = open(path, agent, &ws.id, &container, &ssh).await;
         s.settle(Duration::from_millis(500)).await;
         let t = Instant::now();
         s.send(b"cat /tmp/big; echo SAM''DONE\n").await;
@@ -335,7 +359,7 @@ async fn main() {
         // Concurrent terminals, each echoing.
         let mut sessions = Vec::new();
         for _ in 0..concurrent {
-            sessions.push(open(path, &agent, &ws.id, &container, &ssh).await);
+            sessions.push(open(path, agent, &ws.id, &container, &ssh).await);
         }
         futures::future::join_all(sessions.iter_mut().map(|s| s.start_echo())).await;
         let all = futures::future::join_all(sessions.iter_mut().map(|s| s.echo_rtts(20))).await;
@@ -382,5 +406,101 @@ async fn main() {
         sam.4,
         if sam.4 < 25.0 { "yes" } else { "no" }
     );
+    if let Some(old) = rows.iter().find(|r| r.0 == Path::SamNoHolders) {
+        println!(
+            "| holders: echo p99 within 10 % of the build without | {:.2} vs {:.2} ms ({:+.0} %) | {} |",
+            sam.2,
+            old.2,
+            (sam.2 / old.2 - 1.0) * 100.0,
+            if sam.2 <= old.2 * 1.10 { "yes" } else { "no" }
+        );
+        println!(
+            "| holders: bulk within 10 % of the build without | {:.0} vs {:.0} MB/s ({:+.0} %) | {} |",
+            sam.3,
+            old.3,
+            (sam.3 / old.3 - 1.0) * 100.0,
+            if sam.3 >= old.3 * 0.90 { "yes" } else { "no" }
+        );
+    }
     agent.delete(&ws.id).await;
+    if let Some((b, bws)) = &baseline {
+        b.delete(&bws.id).await;
+    }
+
+    let (health, all) = reattach(reattach_terminals).await;
+    println!();
+    println!("## Re-attach after `kill -9` ({reattach_terminals} terminals streaming output)\n");
+    println!("| from the new agent's start to | measured |");
+    println!("|---|---:|");
+    println!("| `/health` answers | {health:.0} ms |");
+    println!(
+        "| all {reattach_terminals} terminals re-attached (scrollback replayed, `ready`) | {all:.0} ms |"
+    );
+    println!();
+    println!(
+        "| goal | measured | met |\n|---|---:|---|\n| all terminals re-attachable < 1 s | {all:.0} ms | {} |",
+        if all < 1000.0 { "yes" } else { "no" }
+    );
+}
+
+/// `n` terminals printing a line every 50 ms; `kill -9` of the agent; a new one
+/// started: milliseconds until `/health` answers, and until every terminal has
+/// been re-attached (scrollback replayed up to its `ready`).
+async fn reattach(n: usize) -> (f64, f64) {
+    let mut agent = Agent::start_with(Options {
+        args: vec![],
+        env: vec![("RUST_LOG".into(), "warn".into())],
+    })
+    .await;
+    let ws = agent.running("reattach").await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (s, t) = agent
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/workspaces/{}/terminals", ws.id),
+                json!({"cols": 80, "rows": 24, "command": ["sh", "-c", "i=0; while :; do i=$((i+1)); echo line $i; sleep 0.05; done"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    agent.spawn().await;
+    let health = started.elapsed().as_secs_f64() * 1000.0;
+    let attach = |tid: String| {
+        let agent = &agent;
+        let ws = ws.id.clone();
+        async move {
+            let mut request = agent
+                .ws_url(&format!("/workspaces/{ws}/terminals/{tid}/ws"))
+                .into_client_request()
+                .unwrap();
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", agent.node_token()).parse().unwrap(),
+            );
+            let (mut socket, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .expect("terminal ws after the restart");
+            let mut replayed = 0usize;
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Binary(b))) => replayed += b.len(),
+                    Some(Ok(Message::Text(t))) if t.contains("\"ready\"") => break,
+                    Some(Ok(_)) => {}
+                    other => panic!("terminal {tid} after the restart: {other:?}"),
+                }
+            }
+            assert!(replayed > 0, "terminal {tid}: nothing replayed");
+            let _ = socket.send(Message::Close(None)).await;
+        }
+    };
+    futures::future::join_all(ids.into_iter().map(attach)).await;
+    let all = started.elapsed().as_secs_f64() * 1000.0;
+    agent.delete(&ws.id).await;
+    (health, all)
 }

@@ -125,10 +125,11 @@ async fn close_after_refused_body(request: axum::extract::Request, next: Next) -
     response
 }
 
-async fn health() -> Json<Health> {
+async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: crate::VERSION.into(),
+        build: state.build.known(),
     })
 }
 

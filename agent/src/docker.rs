@@ -13,10 +13,10 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, CreateImageOptions, InspectContainerOptions,
-    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
-    RemoveImageOptions, RemoveVolumeOptions, RestartContainerOptions, StartContainerOptions,
-    StopContainerOptions,
+    BuildImageOptions, CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
+    InspectContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions, RestartContainerOptions,
+    StartContainerOptions, StopContainerOptions,
 };
 use futures::StreamExt;
 use tokio::sync::RwLock;
@@ -406,6 +406,63 @@ impl Engine {
                 other => Err(other),
             },
         }
+    }
+
+    /// Reads one regular file out of a container, running or not (the archive
+    /// API: no process runs in it). `None` when the path does not exist or is
+    /// not a regular file; an error when it is larger than `limit` bytes.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let c = self.client().await?;
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = c.download_from_container(container, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    archive.extend_from_slice(&bytes);
+                    // The tar adds headers and padding around the file.
+                    if archive.len() > limit + 64 * 1024 {
+                        return Err(DockerError::Failed(format!(
+                            "{path} is larger than {limit} bytes"
+                        )));
+                    }
+                }
+                Err(e) => {
+                    return match self.fail(e).await {
+                        DockerError::NotFound(_) => Ok(None),
+                        other => Err(other),
+                    };
+                }
+            }
+        }
+        let bad = |e: std::io::Error| DockerError::Failed(format!("reading {path}: {e}"));
+        let mut tar = tar::Archive::new(archive.as_slice());
+        let Some(entry) = tar.entries().map_err(bad)?.next() else {
+            return Ok(None);
+        };
+        let entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            return Ok(None);
+        }
+        let mut content = Vec::new();
+        entry
+            .take(limit as u64 + 1)
+            .read_to_end(&mut content)
+            .map_err(bad)?;
+        if content.len() > limit {
+            return Err(DockerError::Failed(format!(
+                "{path} is larger than {limit} bytes"
+            )));
+        }
+        Ok(Some(content))
     }
 
     /// Runs a command in a running container to its end.

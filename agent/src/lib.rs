@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod build;
 pub mod config;
 pub mod docker;
 pub mod error;
@@ -111,9 +112,12 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         terminals: terminals::Terminals::default(),
         terminals_host,
         sessions,
+        build: build::Build::default(),
         started_at: now(),
         shutdown: CancellationToken::new(),
     };
+    // Which build this is: hashed in the background, never delaying start-up.
+    state.build.start();
     // Terminals a previous agent left running in their holders are adopted.
     let known: std::collections::HashSet<String> = state
         .workspaces

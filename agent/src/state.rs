@@ -28,6 +28,8 @@ pub struct AppState {
     pub sessions: crate::sessions::Sessions,
     /// Docker as last seen by the monitor.
     pub docker: Arc<RwLock<DockerStatus>>,
+    /// This executable's build id (`build` of `GET /node` and `/health`).
+    pub build: crate::build::Build,
     pub started_at: Timestamp,
     /// Cancelled on SIGTERM/SIGINT: long-lived sockets close.
     pub shutdown: CancellationToken,
@@ -46,6 +48,7 @@ impl AppState {
             cpu,
             memory,
             disk,
+            build: self.build.get().await,
         }
     }
 }

@@ -421,6 +421,7 @@ fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AgentSession, StoreEr
         stopped_at: stopped_at.map(|t| time("sessions", &t)).transpose()?,
         stop_reason,
         error: r.try_get("error")?,
+        permission_pending: false,
     })
 }
 

@@ -175,6 +175,7 @@ fn unstarted() -> Agent {
     let key = new_key();
     std::fs::write(dir.path().join("trusted.pem"), public_pem(&key)).expect("write key");
     Agent {
+        binary: AGENT.into(),
         child: None,
         node_id: format!("cfg-{:08x}", rand::random::<u32>()),
         port: free_port(),

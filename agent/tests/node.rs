@@ -86,6 +86,7 @@ async fn node_describes_itself_and_counts_workspaces() {
         "cpu",
         "memory",
         "disk",
+        "build",
     ]
     .into();
     assert_eq!(keys, want, "{body}");
@@ -149,6 +150,33 @@ async fn node_describes_itself_and_counts_workspaces() {
         .filter(|e| e.kind == EventType::NodeDocker)
         .collect();
     assert!(docker_events.is_empty(), "{docker_events:?}");
+}
+
+/// `build` (an extension, docs/protocol.md): the start of the SHA-256 of the
+/// agent's own executable, the same in `GET /node`, heartbeats and `/health`.
+#[tokio::test]
+async fn node_says_which_build_it_is() {
+    use sha2::{Digest, Sha256};
+    let agent = Agent::start().await;
+    let bytes = std::fs::read(&agent.binary).expect("the agent binary");
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let want = &hex[..sam_protocol::BUILD_HEX_DIGITS];
+    // GET /node waits for the hash if it comes first: never without it.
+    let n = node(&agent).await;
+    assert_eq!(n.build.as_deref(), Some(want));
+    let health: Value = agent
+        .http
+        .get(agent.url("/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["build"], want, "{health}");
 }
 
 #[tokio::test]

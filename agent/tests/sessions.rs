@@ -1050,6 +1050,8 @@ async fn permissions_wait_for_a_late_attach_and_cancel_resolves_them() {
     .await;
     assert_eq!(e["level"], "warn");
     assert_eq!(e["message"], "Run a dangerous command");
+    // The session says it waits for a person (the list's "waiting for you").
+    assert_eq!(session(&agent, &ws, &sid).await["permissionPending"], true);
 
     // Nobody attached: the request waits.
     a.close().await;
@@ -1106,6 +1108,13 @@ async fn permissions_wait_for_a_late_attach_and_cancel_resolves_them() {
     assert_eq!(e["level"], "info");
     assert_eq!(e["detail"]["optionId"], "allow", "{e}");
     assert_eq!(e["detail"]["requestId"], rid, "{e}");
+    assert!(
+        session(&agent, &ws, &sid)
+            .await
+            .get("permissionPending")
+            .is_none(),
+        "answered: no longer waiting"
+    );
     // Answering it twice: it is no longer open.
     b.send(json!({"type": "permission.response", "requestId": rid, "optionId": "allow"}))
         .await;

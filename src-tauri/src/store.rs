@@ -15,7 +15,8 @@ use sqlx::{Row, SqlitePool};
 use crate::error::{Error, Result};
 use crate::nodes::{NodeRecord, NodeStatus, Provider};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE nodes (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -60,7 +61,12 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_node ON events (node_id, seq);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"#];
+"#,
+    // The agent's build (its `build` in `GET /node`), beside its version.
+    r#"
+ALTER TABLE nodes ADD COLUMN agent_build TEXT;
+"#,
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -170,8 +176,8 @@ impl Store {
     /// Inserts a new node; a taken name is a conflict.
     pub async fn insert_node(&self, n: &NodeRecord) -> Result<()> {
         let result = sqlx::query(
-            "INSERT INTO nodes (id, name, provider, address, cert_fingerprint, provider_ids, status, health, last_seen_at, agent_version, last_event_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO nodes (id, name, provider, address, cert_fingerprint, provider_ids, status, health, last_seen_at, agent_version, agent_build, last_event_id, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&n.id)
         .bind(&n.name)
@@ -183,6 +189,7 @@ impl Store {
         .bind(n.health.as_ref().map(enum_str))
         .bind(n.last_seen_at.map(|t| t.to_rfc3339()))
         .bind(&n.agent_version)
+        .bind(&n.agent_build)
         .bind(&n.last_event_id)
         .bind(n.created_at.to_rfc3339())
         .bind(crate::now().to_rfc3339())
@@ -201,7 +208,7 @@ impl Store {
     pub async fn update_node(&self, n: &NodeRecord) -> Result<()> {
         sqlx::query(
             "UPDATE nodes SET name = ?, address = ?, cert_fingerprint = ?, provider_ids = ?, status = ?, health = ?,
-               last_seen_at = ?, agent_version = ?, last_event_id = ?, updated_at = ? WHERE id = ?",
+               last_seen_at = ?, agent_version = ?, agent_build = ?, last_event_id = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&n.name)
         .bind(&n.address)
@@ -211,6 +218,7 @@ impl Store {
         .bind(n.health.as_ref().map(enum_str))
         .bind(n.last_seen_at.map(|t| t.to_rfc3339()))
         .bind(&n.agent_version)
+        .bind(&n.agent_build)
         .bind(&n.last_event_id)
         .bind(crate::now().to_rfc3339())
         .bind(&n.id)
@@ -352,6 +360,7 @@ fn node_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<NodeRecord> {
         health: health.map(|h| enum_from(&h)).transpose()?,
         last_seen_at: last_seen.map(|t| ts(&t)).transpose()?,
         agent_version: r.try_get("agent_version")?,
+        agent_build: r.try_get("agent_build")?,
         last_event_id: r.try_get("last_event_id")?,
         created_at: ts(&r.try_get::<String, _>("created_at")?)?,
     })

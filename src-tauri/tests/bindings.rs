@@ -36,6 +36,7 @@ fn export(dir: &Path) {
         sam_desktop::api::settings::Settings,
         sam_desktop::api::Deleted,
         sam_desktop::api::UiSignal,
+        sam_desktop::api::agents::AgentReadiness,
         sam_desktop::providers::hetzner::HetznerOptions,
     );
 }

@@ -295,7 +295,7 @@ test("agent session: streamed chunks, permission prompt answered", async ({ open
   const prompt = chat.locator(".permission", { hasText: "Edit src/login.ts" });
   await prompt.getByRole("button", { name: "Allow once" }).waitFor();
   assert.deepEqual(await prompt.getByRole("button").allInnerTexts(), ["Allow once", "Always allow", "Reject"]);
-  await page.locator(".tab.active .waiting").waitFor();
+  await page.locator(".tab.active .waiting", { hasText: "waiting for you" }).waitFor();
   await shot(page, "13-session-permission");
   await prompt.getByRole("button", { name: "Allow once" }).click();
   await prompt.locator("[data-testid=permission-answer]", { hasText: "Answered: Allow once." }).waitFor();
@@ -330,6 +330,79 @@ test("agent session held elsewhere: take over", async ({ open }) => {
   const attaches = (await calls(page, "attach_session")).map((c) => c.args.takeover);
   assert.deepEqual(attaches.slice(-2), [false, true]);
   await ask.waitFor({ state: "detached" });
+});
+
+test("new session: the agent picker, codex set up with a key, then started", async ({ open }) => {
+  const key = "sk-codex-browser-5f2a91";
+  const page = await open("stepMs=80");
+  await side(page, "api").click();
+  await page.getByRole("button", { name: "+ Agent" }).click();
+  const dialog = page.locator("[data-testid=new-session]");
+  const option = (a) => dialog.locator(`.agent-option[data-agent="${a}"]`);
+  await option("claude").filter({ hasText: "Ready — logged in" }).waitFor();
+  assert.match(await option("codex").innerText(), /Needs setup/);
+  assert.match(await option("gemini").innerText(), /Not in this image/);
+  assert.ok(await option("gemini").getByRole("radio").isDisabled());
+  assert.ok(await option("claude").getByRole("radio").isChecked());
+  await shot(page, "15a-new-session-picker");
+  await option("codex").click();
+  const setup = dialog.locator("[data-testid=agent-setup]");
+  await setup.waitFor();
+  assert.match(await setup.innerText(), /codex login --device-auth/);
+  await setup.getByLabel("CODEX_API_KEY").fill(key);
+  await shot(page, "15b-new-session-codex-setup");
+  await setup.getByRole("button", { name: "Save key" }).click();
+  await option("codex").filter({ hasText: "Ready — API key stored" }).waitFor();
+  await setup.waitFor({ state: "detached" });
+  assert.ok(!(await page.content()).includes(key), "the key is not in the page");
+  assert.deepEqual((await calls(page, "set_agent_key")).map((c) => c.args), [{ agent: "codex", key }]);
+  await dialog.getByLabel("Label (optional)").fill("Codex refactor");
+  await dialog.getByRole("button", { name: "Start session" }).click();
+  await page.locator(".tab.active", { hasText: "Codex refactor" }).waitFor();
+  await dialog.waitFor({ state: "detached" });
+  assert.deepEqual((await calls(page, "new_session")).map((c) => c.args), [
+    { workspace: "w-api", agent: "codex", label: "Codex refactor" },
+  ]);
+  const chat = page.locator(".tab-page:not(.hidden) .session");
+  await page.waitForFunction(() => !document.querySelector(".tab-page:not(.hidden) .session textarea")?.disabled);
+  assert.equal(await chat.locator("[data-testid=session-fix]").count(), 0);
+  // The sessions panel lists it, running, beside the seeded one.
+  await page.getByRole("tab", { name: "Sessions" }).click();
+  const list = page.locator("[data-testid=sessions]");
+  await list.locator(".session-row", { hasText: "Codex refactor" }).locator(".badge", { hasText: "running" }).waitFor();
+  assert.match(await list.locator(".session-row", { hasText: "Codex refactor" }).innerText(), /codex/);
+  await list.locator(".session-row", { hasText: "Fix the login test" }).waitFor();
+  await shot(page, "15c-sessions-panel");
+});
+
+test("a session that needs a key: the error, Add key, a new session", async ({ open }) => {
+  const page = await open("stepMs=80");
+  await side(page, "api").click();
+  await page.getByRole("button", { name: "+ Agent" }).click();
+  const dialog = page.locator("[data-testid=new-session]");
+  await dialog.locator('.agent-option[data-agent="codex"]').click();
+  await dialog.locator("[data-testid=needs-setup-warning]").waitFor();
+  await dialog.getByLabel("Label (optional)").fill("No key yet");
+  await dialog.getByRole("button", { name: "Start session" }).click();
+  await page.locator(".tab.active", { hasText: "No key yet" }).waitFor();
+  const chat = page.locator(".tab-page:not(.hidden) .session");
+  await chat.locator(".error-message", { hasText: "Authentication required: set CODEX_API_KEY" }).waitFor();
+  const fix = chat.locator("[data-testid=session-fix]");
+  await fix.getByRole("button", { name: "Log in" }).waitFor();
+  await fix.getByRole("button", { name: "Add key" }).click();
+  await shot(page, "15d-session-needs-key");
+  await fix.getByLabel("CODEX_API_KEY").fill("sk-codex-later-0b7e");
+  await fix.getByRole("button", { name: "Save key" }).click();
+  await fix.getByRole("button", { name: "Start a new session" }).click();
+  await page.locator(".tab.active", { hasText: "No key yet" }).waitFor();
+  const labels = (await calls(page, "new_session")).map((c) => c.args);
+  assert.deepEqual(labels, [
+    { workspace: "w-api", agent: "codex", label: "No key yet" },
+    { workspace: "w-api", agent: "codex", label: "No key yet" },
+  ]);
+  assert.equal(await page.locator(".tab", { hasText: "No key yet" }).count(), 2);
+  await page.waitForFunction(() => !document.querySelector(".tab-page:not(.hidden) .session textarea")?.disabled);
+  assert.ok(!(await page.content()).includes("sk-codex-later-0b7e"));
 });
 
 test("files: tree, editor, save calls write_text_file", async ({ open }) => {

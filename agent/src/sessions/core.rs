@@ -157,6 +157,7 @@ impl Session {
             stopped_at: s.stopped_at,
             stop_reason: s.stop_reason,
             error: s.error.clone(),
+            permission_pending: !s.pending.is_empty() && !s.is_over(),
         }
     }
 
@@ -296,6 +297,7 @@ impl Session {
                             },
                         );
                     }
+                    self.sink.changed(self.info());
                     self.event(
                         EventType::SessionPermissionRequested,
                         EventLevel::Warn,
@@ -320,6 +322,7 @@ impl Session {
                         open
                     };
                     if resolved {
+                        self.sink.changed(self.info());
                         self.event(
                             EventType::SessionPermissionResolved,
                             EventLevel::Info,
@@ -555,6 +558,7 @@ impl Session {
                     key,
                     option_id: option_id.clone(),
                 });
+                self.sink.changed(self.info());
                 self.event(
                     EventType::SessionPermissionResolved,
                     EventLevel::Info,

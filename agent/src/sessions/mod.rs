@@ -514,6 +514,7 @@ impl Sessions {
             stopped_at: None,
             stop_reason: None,
             error: None,
+            permission_pending: false,
         };
         self.inner.store.put_session(&info).await?;
         if let Some(key) = &idempotency_key {

@@ -1,4 +1,7 @@
-//! Workspaces: one container + volume + network each (CONTRACT §4–6).
+//! Workspaces: one container + volume + network each (CONTRACT §4–6), plus a
+//! second volume for the user's home directory (`sam-ws-<id>-home`), so what
+//! agent CLIs keep there (logins under `~/.claude`, `~/.codex`, `~/.gemini`)
+//! lives as long as the workspace.
 //!
 //! The registry (in memory, written through to the store) is the truth about what
 //! the person asked for; Docker is the truth about what runs. `reconcile` brings the
@@ -48,6 +51,20 @@ pub fn resource_name(id: &str) -> String {
     format!("sam-ws-{id}")
 }
 
+/// The volume mounted at the workspace user's home directory.
+pub fn home_volume_name(id: &str) -> String {
+    format!("sam-ws-{id}-home")
+}
+
+/// A container created (never started) from the workspace's image to read its
+/// `/etc/passwd` before the real container is made; removed at once.
+fn probe_name(id: &str) -> String {
+    format!("sam-ws-{id}-probe")
+}
+
+/// `/etc/passwd` files larger than this are not read for the home directory.
+const MAX_PASSWD_BYTES: usize = 1 << 20;
+
 /// The bridge interface: `sam` + id is 15 characters, the kernel's limit, and
 /// matches the firewall's `sam+` wildcard.
 fn bridge_name(id: &str) -> String {
@@ -91,6 +108,11 @@ struct Runtime {
     uid: u32,
     #[serde(default)]
     gid: u32,
+    /// Where the home volume is mounted (the user's home directory in the
+    /// image); `None` for a user without one, and for workspaces created before
+    /// home volumes existed.
+    #[serde(default)]
+    home: Option<String>,
 }
 
 /// Where and as whom processes run in a running workspace.
@@ -557,9 +579,24 @@ impl Workspaces {
             .await
             .map_err(|e| Failure(e.to_string()))?;
         let bridge = bridge_name(id);
-        let (network, volume) = tokio::join!(
+        // Without a repository the image and its user are known now: when the
+        // image is here, its home directory is read meanwhile (see below).
+        let early_home = async {
+            if plan.repository.is_some() {
+                return None;
+            }
+            let image = plan
+                .image
+                .clone()
+                .unwrap_or_else(|| self.inner.default_image.clone());
+            let user = docker.image_user(&image).await.ok().flatten()?;
+            let home = self.image_home(id, &image, &user).await;
+            Some((image, user, home))
+        };
+        let (network, volume, early_home) = tokio::join!(
             docker.create_network(&name, &bridge, self.labels(id)),
             docker.create_volume(&name, self.labels(id)),
+            early_home,
         );
         network?;
         let mountpoint = volume?;
@@ -620,6 +657,21 @@ impl Workspaces {
         let image_user = docker.image_user(&image).await?.unwrap_or_default();
         let remote_user = dc.remote_user.clone().filter(|u| !u.is_empty());
         let user = remote_user.clone().unwrap_or(image_user);
+        // The home volume is mounted from the container's creation on, so the
+        // home directory is read from the image first. Docker copies what the
+        // image has there (dotfiles) into the new, empty volume.
+        let home = match early_home {
+            Some((early_image, early_user, home)) if early_image == image && early_user == user => {
+                home?
+            }
+            _ => self.image_home(id, &image, &user).await?,
+        }
+        .filter(|h| *h != project_path);
+        if home.is_some() {
+            docker
+                .create_volume(&home_volume_name(id), self.labels(id))
+                .await?;
+        }
 
         step += 1;
         self.progress(id, step, total, "Starting the container.")
@@ -642,12 +694,21 @@ impl Workspaces {
             hostname: Some(slug.chars().take(63).collect()),
             host_config: Some(HostConfig {
                 network_mode: Some(name.clone()),
-                mounts: Some(vec![Mount {
-                    typ: Some(MountType::VOLUME),
-                    source: Some(name.clone()),
-                    target: Some(project_path.clone()),
-                    ..Default::default()
-                }]),
+                mounts: Some(
+                    std::iter::once(Mount {
+                        typ: Some(MountType::VOLUME),
+                        source: Some(name.clone()),
+                        target: Some(project_path.clone()),
+                        ..Default::default()
+                    })
+                    .chain(home.iter().map(|home| Mount {
+                        typ: Some(MountType::VOLUME),
+                        source: Some(home_volume_name(id)),
+                        target: Some(home.clone()),
+                        ..Default::default()
+                    }))
+                    .collect(),
+                ),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -668,6 +729,7 @@ impl Workspaces {
                 mountpoint: Some(mountpoint.clone()),
                 uid: 0,
                 gid: 0,
+                home: home.clone(),
             };
         })
         .await
@@ -722,6 +784,51 @@ impl Workspaces {
             .await?;
         }
         Ok(())
+    }
+
+    /// The home directory of `user` in `image`, from the image's `/etc/passwd`
+    /// (read through a container created for that and never started). `None`
+    /// when the image has no such entry, or its home is `/` or not absolute.
+    async fn image_home(
+        &self,
+        id: &str,
+        image: &str,
+        user: &str,
+    ) -> Result<Option<String>, Failure> {
+        let docker = &self.inner.docker;
+        let probe = probe_name(id);
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            labels: Some(self.labels(id)),
+            // Any command: the container is never started.
+            entrypoint: Some(vec!["/bin/sh".into()]),
+            cmd: Some(Vec::new()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        match docker.create_container(&probe, body.clone()).await {
+            // Left by an agent that stopped mid-create.
+            Err(DockerError::Conflict(_)) => {
+                docker.remove_container(&probe).await?;
+                docker.create_container(&probe, body).await?;
+            }
+            other => other?,
+        }
+        let passwd = docker
+            .read_file(&probe, "/etc/passwd", MAX_PASSWD_BYTES)
+            .await;
+        if let Err(e) = docker.remove_container(&probe).await {
+            tracing::warn!(workspace = id, error = %e, "removing the probe container failed");
+        }
+        let passwd = match passwd {
+            Ok(p) => p,
+            Err(DockerError::Failed(m)) => {
+                tracing::warn!(workspace = id, error = %m, "cannot read the image's /etc/passwd");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(passwd.and_then(|p| home_in_passwd(&String::from_utf8_lossy(&p), user)))
     }
 
     async fn ensure_image(&self, id: &str, image: &str) -> Result<(), Failure> {
@@ -835,8 +942,9 @@ impl Workspaces {
         Ok(())
     }
 
-    /// Removes container, network, volume and built image; failures are logged
-    /// (reconciliation reaps what is left once Docker answers again).
+    /// Removes container, network, volumes (project and home) and built image;
+    /// failures are logged (reconciliation reaps what is left once Docker answers
+    /// again).
     async fn remove_resources(&self, id: &str) -> bool {
         let docker = &self.inner.docker;
         let name = resource_name(id);
@@ -844,13 +952,24 @@ impl Workspaces {
             let records = self.inner.records.lock().await;
             records.get(id).and_then(|r| r.runtime.built_image.clone())
         };
+        let (probe, home) = (probe_name(id), home_volume_name(id));
         let mut ok = true;
-        if let Err(e) = docker.remove_container(&name).await {
-            tracing::warn!(workspace = id, error = %e, "removing the container failed");
-            ok = false;
+        let (container, probe) = tokio::join!(
+            docker.remove_container(&name),
+            docker.remove_container(&probe)
+        );
+        for (what, r) in [("container", container), ("probe container", probe)] {
+            if let Err(e) = r {
+                tracing::warn!(workspace = id, error = %e, "removing the {what} failed");
+                ok = false;
+            }
         }
-        let (net, vol) = tokio::join!(docker.remove_network(&name), docker.remove_volume(&name));
-        for (what, r) in [("network", net), ("volume", vol)] {
+        let (net, vol, home) = tokio::join!(
+            docker.remove_network(&name),
+            docker.remove_volume(&name),
+            docker.remove_volume(&home)
+        );
+        for (what, r) in [("network", net), ("volume", vol), ("home volume", home)] {
             if let Err(e) = r {
                 tracing::warn!(workspace = id, error = %e, "removing the {what} failed");
                 ok = false;
@@ -1387,6 +1506,29 @@ fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The home directory of `user` (a name or uid, optionally `:group`; empty is
+/// root) in an `/etc/passwd`; `None` without an entry, or when the entry's home
+/// is `/`, relative or empty (nothing to mount a volume on).
+fn home_in_passwd(passwd: &str, user: &str) -> Option<String> {
+    let user = if user.is_empty() { "root" } else { user };
+    let name = user.split_once(':').map_or(user, |(u, _)| u);
+    let fields = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .find(|f| f[0] == name)
+        .or_else(|| {
+            passwd
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .filter(|f| f.len() >= 7)
+                .find(|f| f[2] == name)
+        })?;
+    let home = fields[5].trim_end_matches('/');
+    (home.starts_with('/') && !home.contains("/../") && !home.ends_with("/.."))
+        .then(|| home.to_string())
+}
+
 /// Gives a tree to `uid:gid` without following symlinks (a cloned repository may
 /// hold links pointing anywhere on the host).
 fn chown_tree(root: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
@@ -1411,4 +1553,32 @@ fn chown_tree(root: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::home_in_passwd;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
+                          dev:x:1000:1000::/home/dev/:/bin/bash\n\
+                          1001:x:1002:1002::/home/odd:/bin/sh\n\
+                          nobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n\
+                          rel:x:1003:1003::home/rel:/bin/sh\n";
+
+    #[test]
+    fn home_directories_from_passwd() {
+        assert_eq!(home_in_passwd(PASSWD, "").as_deref(), Some("/root"));
+        assert_eq!(home_in_passwd(PASSWD, "dev").as_deref(), Some("/home/dev"));
+        assert_eq!(home_in_passwd(PASSWD, "1000").as_deref(), Some("/home/dev"));
+        assert_eq!(
+            home_in_passwd(PASSWD, "dev:42").as_deref(),
+            Some("/home/dev")
+        );
+        // A name wins over a uid.
+        assert_eq!(home_in_passwd(PASSWD, "1001").as_deref(), Some("/home/odd"));
+        assert_eq!(home_in_passwd(PASSWD, "nobody"), None);
+        assert_eq!(home_in_passwd(PASSWD, "rel"), None);
+        assert_eq!(home_in_passwd(PASSWD, "4242"), None);
+        assert_eq!(home_in_passwd("", "root"), None);
+    }
 }

@@ -60,7 +60,14 @@ pub struct Options {
     pub env: Vec<(String, String)>,
 }
 
+/// Which `sam-agent` binary an [`Agent`] runs: this build's, unless a bench
+/// compares with another build (`Agent::start_binary`).
+fn binary_or_this(binary: Option<PathBuf>) -> PathBuf {
+    binary.unwrap_or_else(|| PathBuf::from(AGENT))
+}
+
 pub struct Agent {
+    pub binary: PathBuf,
     pub child: Option<Child>,
     pub node_id: String,
     pub port: u16,
@@ -76,11 +83,17 @@ impl Agent {
     }
 
     pub async fn start_with(options: Options) -> Agent {
+        Self::start_binary(None, options).await
+    }
+
+    /// An agent running `binary` (another build of sam-agent) instead of this one.
+    pub async fn start_binary(binary: Option<PathBuf>, options: Options) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = new_key();
         std::fs::write(dir.path().join("trusted.pem"), public_pem(&key)).expect("write key");
         let node_id = format!("test-{:08x}", rand::random::<u32>());
         let mut agent = Agent {
+            binary: binary_or_this(binary),
             child: None,
             node_id,
             port: free_port(),
@@ -102,7 +115,7 @@ impl Agent {
 
     /// The command line this agent runs with.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(AGENT);
+        let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")

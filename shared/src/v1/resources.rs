@@ -106,7 +106,16 @@ pub struct AgentSession {
     pub stop_reason: Option<StopReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Extension (docs/protocol.md): a permission request of the agent waits for
+    /// an answer — the session is "waiting for you". Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub permission_pending: bool,
 }
+
+/// How many hex digits of the SHA-256 of an agent's executable make its `build`
+/// (an extension of `GET /node` and `GET /health`, docs/protocol.md).
+pub const BUILD_HEX_DIGITS: usize = 16;
 
 /// `GET /health`.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -114,6 +123,9 @@ pub struct AgentSession {
 pub struct Health {
     pub status: String,
     pub version: String,
+    /// Extension: the agent's build (docs/protocol.md), absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -177,6 +189,11 @@ pub struct NodeInfo {
     /// The data dir's file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<Capacity>,
+    /// Extension: the first 16 hex digits of the SHA-256 of the agent's own
+    /// executable, telling two builds of one version apart (docs/protocol.md).
+    /// Absent from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

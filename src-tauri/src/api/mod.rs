@@ -4,6 +4,7 @@
 //! Invariant: the library never prints. Long work reports through a
 //! [`Progress`] sink the caller gives (stderr for the CLI, a channel for the app).
 
+pub mod agents;
 pub mod exec;
 pub mod files;
 pub mod forward;
@@ -11,6 +12,7 @@ pub mod nodes;
 pub mod sessions;
 pub mod settings;
 pub mod terminals;
+pub mod upgrade;
 pub mod workspaces;
 
 use std::collections::HashMap;
@@ -90,6 +92,7 @@ struct Inner {
     identity: Arc<Identity>,
     signals: broadcast::Sender<NodeSignal>,
     watchers: Mutex<HashMap<String, CancellationToken>>,
+    upgrades: upgrade::Upgrades,
 }
 
 impl Sam {
@@ -112,6 +115,7 @@ impl Sam {
                 identity,
                 signals,
                 watchers: Mutex::new(HashMap::new()),
+                upgrades: upgrade::Upgrades::default(),
             }),
         })
     }
@@ -206,7 +210,7 @@ impl Sam {
     pub async fn seen(&self, node_id: &str, info: &NodeInfo) {
         if let Ok(Some(mut n)) = self.store().node(node_id).await {
             n.last_seen_at = Some(crate::now());
-            n.agent_version = Some(info.version.clone());
+            n.saw_agent(info);
             let _ = self.store().update_node(&n).await;
         }
     }

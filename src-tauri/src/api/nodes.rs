@@ -51,10 +51,12 @@ impl Sam {
             Ok(c) => tokio::time::timeout(PROBE_TIMEOUT, c.node()).await.ok(),
             Err(e) => Some(Err(e)),
         };
-        // This computer's agent died (a crash, a reboot): start it again.
+        // This computer's agent died (a crash, a reboot): start it again — unless
+        // it is down for a moment because it is being upgraded.
         if record.provider == Provider::Local
             && record.status == NodeStatus::Running
             && !matches!(probe, Some(Ok(_)))
+            && !self.is_upgrading(&record.id)
             && self.revive_local(&mut record).await
         {
             probe = match self.client(&record).await {
@@ -69,7 +71,7 @@ impl Sam {
                     tracing::info!(node = %change.node_name, "healthy");
                 }
                 record.last_seen_at = Some(crate::now());
-                record.agent_version = Some(info.version.clone());
+                record.saw_agent(&info);
                 record.health = Some(Health::Healthy);
                 (record.view(info.workspaces, Some(info.limits)), None)
             }
@@ -436,6 +438,13 @@ impl Sam {
             format!("Started node {}.", record.name),
         )
         .await;
+        // An agent older than this desktop's is upgraded now (api/upgrade.rs).
+        if let Ok(client) = self.client(&record).await
+            && let Ok(info) = client.node().await
+        {
+            self.upgrade_if_older(&record.id, &info, progress).await;
+            record = self.node_record(&record.id).await?;
+        }
         Ok(self.node_view(record).await)
     }
 

@@ -9,7 +9,7 @@
 //! request's body only: never logged, never stored here, never part of an error or
 //! a `Debug` output. An agent named with `--agent` gets its stored agent key
 //! (`sam settings agent-key NAME`) as the variable its ACP adapter reads
-//! ([`AGENT_KEY_VARS`]); an explicit `env` entry for it wins.
+//! ([`agent_key_vars`]); an explicit `env` entry for it wins.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,27 +22,12 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::agents::agent_key_vars;
 use super::settings::agent_key_secret;
 use super::{Progress, Sam};
 use crate::agent_client::{NodeClient, Scope};
 use crate::error::{Error, Result, code};
 use crate::nodes::{NodeRecord, NodeStatus};
-
-/// The variable each known agent's ACP adapter reads its API key from; the first
-/// is the one SAM sets. (codex-acp also accepts `OPENAI_API_KEY`.)
-pub const AGENT_KEY_VARS: &[(&str, &[&str])] = &[
-    ("claude", &["ANTHROPIC_API_KEY"]),
-    ("codex", &["CODEX_API_KEY", "OPENAI_API_KEY"]),
-    ("gemini", &["GEMINI_API_KEY"]),
-];
-
-/// The variables `agent` reads its key from (the first is the one SAM sets).
-pub fn agent_key_vars(agent: &str) -> Option<&'static [&'static str]> {
-    AGENT_KEY_VARS
-        .iter()
-        .find(|(name, _)| *name == agent)
-        .map(|(_, vars)| *vars)
-}
 
 /// How long `new_session` waits for the ACP handshake.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -235,10 +220,20 @@ impl Sam {
                         "session_error",
                         format!("Agent session {} did not start: {said}", s.id),
                     );
-                    e = match (&new.agent, key_used) {
-                        (Some(agent), false) if said.to_lowercase().contains("authentic") => e
+                    let builtin = new.agent.as_deref().and_then(super::agents::builtin);
+                    e = match (builtin, key_used) {
+                        (Some(a), false) if said.to_lowercase().contains("authentic") => e
                             .hint(format!(
-                                "Store its API key with `sam settings agent-key {agent}`, or pass it with --env VAR."
+                                "Store its API key with `sam settings agent-key {name}` (passed as {var}), or log in once in the workspace: `sam term {ws} -- {login}`.",
+                                name = a.name,
+                                var = a.key_vars[0],
+                                login = a.login.join(" "),
+                            )),
+                        (Some(a), true) if said.to_lowercase().contains("authentic") => e
+                            .hint(format!(
+                                "{vendor} refused the stored key: store another with `sam settings agent-key {name}`.",
+                                vendor = a.name,
+                                name = a.name,
                             )),
                         _ => e.hint(format!(
                             "`sam session history {}` shows what it said.",

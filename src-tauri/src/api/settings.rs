@@ -96,6 +96,8 @@ pub struct Settings {
     /// Where secrets are kept, in words.
     pub secret_store: String,
     pub hetzner_token_set: bool,
+    /// The built-in agents whose API key is stored (never the keys).
+    pub agent_keys: Vec<String>,
 }
 
 impl Sam {
@@ -138,6 +140,7 @@ impl Sam {
             secret_store: self.secrets().describe(),
             hetzner_token_set: std::env::var("HCLOUD_TOKEN").is_ok()
                 || self.secrets().get(HETZNER_TOKEN).await?.is_some(),
+            agent_keys: self.agent_keys().await?,
         })
     }
 }

@@ -9,6 +9,7 @@ use tauri::{State, Wry};
 use tauri_plugin_opener::OpenerExt;
 
 use super::{AppState, UiSignal, lock};
+use crate::api::agents::AgentReadiness;
 use crate::api::sessions::{AttachOptions, NewSession};
 use crate::api::terminals::{NewTerminal, TerminalOutput};
 use crate::api::workspaces::{NewWorkspace, WorkspaceView};
@@ -49,6 +50,10 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<Wry>) -> bool + Send + Sync + 'st
         detach_terminal,
         kill_terminal,
         list_sessions,
+        list_agents,
+        set_agent_key,
+        clear_agent_key,
+        open_login_terminal,
         new_session,
         attach_session,
         send_session_frame,
@@ -363,6 +368,21 @@ async fn open_terminal(
         .await
 }
 
+/// "Log in": a terminal tab running the agent's own login command.
+#[tauri::command]
+async fn open_login_terminal(
+    state: State<'_, AppState>,
+    workspace: String,
+    agent: String,
+    cols: u16,
+    rows: u16,
+) -> Result<Terminal> {
+    state
+        .sam
+        .open_login_terminal(&workspace, &agent, cols, rows)
+        .await
+}
+
 /// Relays one terminal: output bytes raw on `output`, control frames on `events`.
 #[tauri::command]
 async fn attach_terminal(
@@ -632,6 +652,23 @@ async fn get_settings(state: State<'_, AppState>) -> Result<crate::api::settings
 #[tauri::command]
 async fn set_setting(state: State<'_, AppState>, key: String, value: String) -> Result<()> {
     state.sam.set_setting(&key, &value).await
+}
+
+/// The built-in agents of a workspace, for the new-session picker.
+#[tauri::command]
+async fn list_agents(state: State<'_, AppState>, workspace: String) -> Result<Vec<AgentReadiness>> {
+    state.sam.agents(&workspace).await
+}
+
+/// Stored in the keychain; never sent back.
+#[tauri::command]
+async fn set_agent_key(state: State<'_, AppState>, agent: String, key: String) -> Result<()> {
+    state.sam.set_agent_key(&agent, &key).await
+}
+
+#[tauri::command]
+async fn clear_agent_key(state: State<'_, AppState>, agent: String) -> Result<()> {
+    state.sam.clear_agent_key(&agent).await
 }
 
 #[tauri::command]

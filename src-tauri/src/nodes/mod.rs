@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod stream;
+pub mod upgrade;
 
 use sam_protocol::{Limits, Timestamp, WorkspaceCounts};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,8 @@ pub struct NodeRecord {
     pub health: Option<Health>,
     pub last_seen_at: Option<Timestamp>,
     pub agent_version: Option<String>,
+    /// The agent's build (`build` of `GET /node`): which executable of that version.
+    pub agent_build: Option<String>,
     /// The last agent event stored, for `/events/ws?since=`.
     pub last_event_id: Option<String>,
     pub created_at: Timestamp,
@@ -69,6 +72,10 @@ pub struct Node {
     pub health: Option<Health>,
     pub last_seen_at: Option<Timestamp>,
     pub agent_version: Option<String>,
+    /// The agent's build: the start of its executable's SHA-256 (absent when the
+    /// agent does not say; docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_build: Option<String>,
     pub cert_fingerprint: Option<String>,
     pub workspaces: WorkspaceCounts,
     pub limits: Option<Limits>,
@@ -77,6 +84,12 @@ pub struct Node {
 }
 
 impl NodeRecord {
+    /// Records what the agent says it is (version and build).
+    pub fn saw_agent(&mut self, info: &sam_protocol::NodeInfo) {
+        self.agent_version = Some(info.version.clone());
+        self.agent_build = info.build.clone();
+    }
+
     pub fn view(&self, workspaces: WorkspaceCounts, limits: Option<Limits>) -> Node {
         Node {
             id: self.id.clone(),
@@ -91,6 +104,7 @@ impl NodeRecord {
             },
             last_seen_at: self.last_seen_at,
             agent_version: self.agent_version.clone(),
+            agent_build: self.agent_build.clone(),
             cert_fingerprint: self.cert_fingerprint.clone(),
             workspaces,
             limits,

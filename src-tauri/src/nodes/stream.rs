@@ -91,6 +91,10 @@ pub async fn follow(
                 continue;
             }
         };
+        // The first heartbeat of each connection says which agent answers: an
+        // older one than this desktop's is upgraded (in the background; the
+        // restart ends this connection and the next one sees the new agent).
+        let mut agent_checked = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -104,6 +108,13 @@ pub async fn follow(
                             failing = false;
                             sam.seen(&node_id, &node).await;
                             judge(&sam, &node_id, last_heartbeat, stale, failing, &signals).await;
+                            if !agent_checked {
+                                agent_checked = true;
+                                let (sam, node_id) = (sam.clone(), node_id.clone());
+                                tokio::spawn(async move {
+                                    sam.upgrade_if_older(&node_id, &node, &crate::api::Quiet).await;
+                                });
+                            }
                         }
                         Ok(NodeStreamFrame::Event { event }) => {
                             sam.record_agent_event(&node_id, &event).await;
@@ -131,6 +142,10 @@ async fn judge(
     failing: bool,
     signals: &broadcast::Sender<NodeSignal>,
 ) {
+    // An agent restarting for an upgrade is not a failing node.
+    if sam.is_upgrading(node_id) {
+        return;
+    }
     let now_health = health::judge(last_heartbeat.map(|t| t.elapsed()), stale, failing);
     if let Some(change) = sam.set_health(node_id, now_health).await {
         let _ = signals.send(NodeSignal::Health(change));

@@ -17,6 +17,9 @@
 //!   (`sam-agent tls-init`, its private key never leaves it), start, wait until
 //!   `https://HOST:PORT/health` answers with that certificate. Any failure part-way
 //!   undoes what was made on the server.
+//! - [`upgrade`]: the desktop's agent uploaded beside the installed one, checked to
+//!   run there, renamed over it, the agent restarted the way it runs and checked to
+//!   report the new build; any failure leaves (or puts back) the previous agent.
 //!
 //! Invariant: nothing secret goes over a command line or into a log. The trusted
 //! key and the config reach the server on the channel's stdin; the agent reads its
@@ -777,6 +780,7 @@ impl Install {
              Restart=on-failure\n\
              RestartSec=2\n\
              KillSignal=SIGTERM\n\
+             KillMode=process\n\
              TimeoutStopSec=20\n\
              \n\
              [Install]\n\
@@ -848,6 +852,46 @@ impl Install {
             ),
         };
         remote.run("stopping sam-agent", &script).await.map(|_| ())
+    }
+
+    /// Restarts the agent the way it runs: the unit (its file written again first,
+    /// so an install made before `KillMode=process` gains it and the restart
+    /// signals the agent alone), or the detached process (stopped, then started as
+    /// [`Install::start`] does). Answers the new process's pid.
+    pub async fn restart(&self, remote: &Remote) -> Result<Option<u32>> {
+        match &self.service {
+            Service::Systemd { unit } => {
+                remote
+                    .write_file(
+                        &format!("/etc/systemd/system/{unit}"),
+                        self.unit_file().as_bytes(),
+                        "644",
+                    )
+                    .await?;
+                remote
+                    .run(
+                        &format!("restarting {unit}"),
+                        &format!(
+                            "systemctl daemon-reload && systemctl restart {}",
+                            sh_quote(unit)
+                        ),
+                    )
+                    .await?;
+                Ok(None)
+            }
+            Service::Process => {
+                self.stop(remote).await?;
+                self.start(remote).await
+            }
+        }
+    }
+
+    /// How the agent runs, in words.
+    pub fn how(&self) -> String {
+        match &self.service {
+            Service::Systemd { unit } => format!("systemd unit {unit}"),
+            Service::Process => "a detached process".into(),
+        }
     }
 
     /// Removes everything this install made: the agent, its unit, its workspaces'
@@ -1187,6 +1231,184 @@ pub async fn bootstrap(
     }
 }
 
+/// What a finished upgrade hands back.
+#[derive(Debug)]
+pub struct Upgraded {
+    pub info: NodeInfo,
+    pub pid: Option<u32>,
+}
+
+/// Checks that the agent binary at `path` on the server runs there and is the
+/// version SAM means to install (`sam-agent VERSION` from `--version`).
+async fn check_runs(remote: &Remote, path: &str, version: &str) -> Result<()> {
+    let out = remote
+        .exec(&format!("{} --version", sh_quote(path)), None)
+        .await?;
+    let want = format!("sam-agent {version}");
+    let said = out.stdout.lines().next().unwrap_or_default().trim();
+    if out.ok() && said == want {
+        return Ok(());
+    }
+    let why = if out.ok() {
+        format!("`--version` says {said:?}, not {want:?}")
+    } else {
+        let detail = last_lines(&out.stderr, 3);
+        format!(
+            "`--version` failed ({}){}",
+            match out.status {
+                Some(s) => format!("exit status {s}"),
+                None => "no exit status".into(),
+            },
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        )
+    };
+    Err(Error::new(
+        code::PROVIDER,
+        format!(
+            "The new sam-agent does not run on {}: {why}.",
+            remote.target.label()
+        ),
+    )
+    .hint("Point SAM_AGENT_BINARY (or put beside sam) a sam-agent built for x86_64 Linux, with a glibc no newer than the server's."))
+}
+
+/// Replaces the agent of `install` by `agent` and restarts it the way it runs
+/// (upgrade path of SSH and Hetzner nodes):
+///
+/// 1. upload to `bin/sam-agent.new` beside the installed binary (size checked);
+/// 2. check it runs on the server (`--version` names the expected version);
+/// 3. keep the installed binary as `bin/sam-agent.old` (a hard link) and rename
+///    the new one over it (atomic);
+/// 4. restart ([`Install::restart`]) and wait for `/health` with the pinned
+///    certificate, then check the agent reports the new build.
+///
+/// A failure in 1–3 changes nothing (the old agent never stopped). A failure in 4
+/// puts `sam-agent.old` back and starts it again; the error says what failed
+/// and that the previous agent runs again (or, if even that failed, where it is).
+/// Terminals and sessions live in holder processes, which a restart leaves alone.
+pub async fn upgrade(
+    sam: &Sam,
+    remote: &Remote,
+    install: &Install,
+    address: &str,
+    fingerprint: &str,
+    agent: &super::AgentFile,
+    progress: &dyn Progress,
+) -> Result<Upgraded> {
+    use super::also;
+    use crate::nodes::upgrade::describe;
+    check_x86_64_elf(&agent.path)?;
+    let bin = install.binary();
+    let new = install.path("bin/sam-agent.new");
+    let old = install.path("bin/sam-agent.old");
+    let unchanged = "Nothing was changed: the agent there keeps running.";
+    let size = std::fs::metadata(&agent.path).map(|m| m.len()).unwrap_or(0);
+    progress.step(&format!(
+        "Uploading sam-agent ({} MiB) to {new}.",
+        size.div_ceil(1 << 20)
+    ));
+    let staged = async {
+        remote.upload(&agent.path, &new, "755").await?;
+        progress.step("Checking that it runs on the server.");
+        check_runs(remote, &new, &agent.version).await
+    }
+    .await;
+    let clean = format!(
+        "rm -f {} {}",
+        sh_quote(&new),
+        sh_quote(&format!("{new}.part"))
+    );
+    if let Err(e) = staged {
+        let _ = remote.exec(&clean, None).await;
+        return Err(also(e, unchanged));
+    }
+    let swapped = remote
+        .run(
+            "putting the new sam-agent in place",
+            &format!(
+                "{{ ln -f {b} {o} 2>/dev/null || cp -p {b} {o}; }} && mv -f {n} {b}",
+                b = sh_quote(&bin),
+                o = sh_quote(&old),
+                n = sh_quote(&new)
+            ),
+        )
+        .await;
+    if let Err(e) = swapped {
+        let _ = remote.exec(&clean, None).await;
+        return Err(also(e, unchanged));
+    }
+    progress.step(&format!(
+        "Restarting sam-agent ({}); terminals and agent sessions stay in their holder processes.",
+        install.how()
+    ));
+    let restarted = async {
+        let pid = install.restart(remote).await?;
+        progress.step(&format!("Waiting for the new agent at {address}."));
+        let info = wait_started(sam, remote, install, address, fingerprint).await?;
+        if info.build.as_deref() != Some(agent.build.as_str()) {
+            return Err(Error::new(
+                code::PROVIDER,
+                format!(
+                    "After the restart the agent on {} reports {}, not the uploaded {}.",
+                    remote.target.label(),
+                    describe(&info.version, info.build.as_deref()),
+                    describe(&agent.version, Some(&agent.build))
+                ),
+            ));
+        }
+        Ok(Upgraded { info, pid })
+    }
+    .await;
+    let failed = match restarted {
+        Ok(done) => {
+            let _ = remote
+                .exec(&format!("rm -f {}", sh_quote(&old)), None)
+                .await;
+            return Ok(done);
+        }
+        Err(e) => e,
+    };
+    tracing::warn!(error = %failed.message, "the upgraded agent did not come up; rolling back");
+    progress.step("The new agent did not come up; putting the previous one back.");
+    let back = async {
+        install.stop(remote).await?;
+        remote
+            .run(
+                "putting the previous sam-agent back",
+                &format!("mv -f {} {}", sh_quote(&old), sh_quote(&bin)),
+            )
+            .await?;
+        install.start(remote).await?;
+        wait_started(sam, remote, install, address, fingerprint).await
+    }
+    .await;
+    match back {
+        Ok(info) => Err(also(
+            failed,
+            &format!(
+                "SAM put the previous sam-agent back: {} runs again.",
+                describe(&info.version, info.build.as_deref())
+            ),
+        )),
+        Err(undo) => {
+            let e = also(
+                failed,
+                &format!(
+                    "Putting the previous sam-agent back failed too: {}",
+                    undo.message
+                ),
+            );
+            Err(e.hint(format!(
+                "On the server, {old} is the previous agent (if it is still there, move it to {bin}); then `sam node start` starts it."
+            )))
+        }
+    }
+}
+
 /// Adds the agent's last log lines to an error.
 async fn with_log(e: Error, install: &Install, remote: &Remote) -> Error {
     let log = install.log_tail(remote).await;
@@ -1252,6 +1474,9 @@ mod tests {
         assert!(unit.contains("EnvironmentFile=/home/me/.local/share/sam-agent/ssh-1/agent.env\n"));
         assert!(unit.contains("After=network-online.target docker.service"));
         assert!(unit.contains("WantedBy=multi-user.target"));
+        // A stop or restart signals the agent only: the holder processes that
+        // own terminals and sessions (in the unit's cgroup) live on.
+        assert!(unit.contains("KillMode=process\n"));
         let config = i.config((3, 2), Some("img:1"));
         assert!(config.contains("SAM_LISTEN=0.0.0.0:7420\n"));
         assert!(config.contains("SAM_NODE_ID=ssh-1\n"));

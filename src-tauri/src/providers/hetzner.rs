@@ -52,15 +52,16 @@ use std::time::Duration;
 
 use hcloud::models;
 use russh::keys::{HashAlg, PrivateKey};
+use sam_protocol::NodeInfo;
 use serde::Serialize;
 use serde_json::json;
 
 use self::api::{Cloud, Failure, TokenSource};
-use super::NodeProvider;
 use super::bootstrap::{
     self, DEFAULT_AGENT_PORT, HostKey, Install, Probe, Remote, Service, SshTarget,
     UNSUPPORTED_SERVER,
 };
+use super::{AgentFile, NodeProvider};
 use crate::api::settings::HETZNER_TOKEN;
 use crate::api::{Progress, Sam};
 use crate::error::{Error, Result, code};
@@ -993,7 +994,7 @@ impl Hetzner {
             }
             record.address = address;
             record.cert_fingerprint = Some(done.fingerprint);
-            record.agent_version = Some(done.info.version);
+            record.saw_agent(&done.info);
             Ok::<(), Error>(())
         }
         .await;
@@ -1084,6 +1085,7 @@ impl NodeProvider for Hetzner {
             health: None,
             last_seen_at: None,
             agent_version: None,
+            agent_build: None,
             last_event_id: None,
             created_at: crate::now(),
         };
@@ -1166,7 +1168,7 @@ impl NodeProvider for Hetzner {
             match bootstrap::probe(sam, &node.id, &node.address, &fingerprint).await? {
                 Probe::Ours(info) => {
                     progress.step("The agent is running already.");
-                    node.agent_version = Some(info.version);
+                    node.saw_agent(&info);
                     return Ok(());
                 }
                 Probe::Other(e) => return Err(e),
@@ -1186,7 +1188,7 @@ impl NodeProvider for Hetzner {
                 .await
             {
                 Ok(info) => {
-                    node.agent_version = Some(info.version);
+                    node.saw_agent(&info);
                     if let Some(pid) = pid {
                         node.provider_ids["pid"] = json!(pid);
                     }
@@ -1201,6 +1203,41 @@ impl NodeProvider for Hetzner {
         .await;
         remote.close().await;
         result
+    }
+
+    /// As for SSH nodes (`bootstrap::upgrade`), logged in with the node's own key.
+    async fn upgrade(
+        &self,
+        sam: &Sam,
+        node: &mut NodeRecord,
+        agent: &AgentFile,
+        progress: &dyn Progress,
+    ) -> Result<NodeInfo> {
+        let r = recorded(node)?;
+        let fingerprint = node.cert_fingerprint.clone().ok_or_else(|| {
+            Error::internal(format!("The node {} has no pinned certificate.", node.name))
+        })?;
+        let key = node_key(sam, node).await?;
+        progress.step(&format!("Connecting to {} over SSH.", r.target.label()));
+        let remote = Remote::connect_with_key(&r.target, key, HostKey::Pinned(&r.host_key))
+            .await
+            .map_err(|e| ssh_error(node, e))?;
+        let result = bootstrap::upgrade(
+            sam,
+            &remote,
+            &r.install,
+            &node.address,
+            &fingerprint,
+            agent,
+            progress,
+        )
+        .await;
+        remote.close().await;
+        let done = result?;
+        if let Some(pid) = done.pid {
+            node.provider_ids["pid"] = json!(pid);
+        }
+        Ok(done.info)
     }
 
     async fn delete(&self, sam: &Sam, node: &NodeRecord, progress: &dyn Progress) -> Result<()> {

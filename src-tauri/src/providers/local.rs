@@ -1,15 +1,18 @@
 //! "This computer": `sam-agent` on 127.0.0.1 as a detached process that outlives the
 //! app (workspaces and sessions keep running when the window closes). A running
 //! agent that trusts this installation is reused; one that died is started again;
-//! one that does not trust us is named in the error, never killed.
+//! one that does not trust us is named in the error, never killed. An upgrade
+//! restarts it from the desktop's binary, the previous one kept aside until the
+//! new one answers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use sam_protocol::NodeInfo;
 use sha2::{Digest, Sha256};
 
-use super::NodeProvider;
+use super::{AgentFile, NodeProvider, also};
 use crate::agent_client::NodeClient;
 use crate::api::{Progress, Sam};
 use crate::error::{Error, Result, code};
@@ -69,8 +72,7 @@ pub async fn heartbeat_seconds(sam: &Sam) -> u64 {
     (sam.stale_after().await.as_secs() / 3).clamp(1, 10)
 }
 
-async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
-    let binary = super::agent_binary()?;
+async fn spawn(sam: &Sam, id: &str, port: u16, binary: &Path) -> Result<u32> {
     let dir = dir(sam);
     std::fs::create_dir_all(dir.join("data"))?;
     let key = dir.join("trusted.pub.pem");
@@ -88,7 +90,7 @@ async fn spawn(sam: &Sam, id: &str, port: u16) -> Result<u32> {
     let max_sessions = sam
         .setting_u32("max-sessions", "MAX_AGENT_SESSIONS_PER_WORKSPACE", 5)
         .await;
-    let mut cmd = std::process::Command::new(&binary);
+    let mut cmd = std::process::Command::new(binary);
     // A cleaned environment: the desktop's own variables never reach the agent.
     cmd.env_clear();
     for keep in ["PATH", "DOCKER_HOST", "RUST_LOG"] {
@@ -158,14 +160,27 @@ async fn ensure_running(
         Found::Nothing => {}
     }
     progress.step(&format!("Starting sam-agent on 127.0.0.1:{port}."));
-    let pid = spawn(sam, id, port).await?;
+    let pid = spawn(sam, id, port, &super::agent_binary()?).await?;
+    Ok((wait_answering(sam, &client, port, pid).await?, Some(pid)))
+}
+
+/// Waits (20 s) until our agent, just started as `pid`, answers on the port;
+/// fails at once when that process ends.
+async fn wait_answering(sam: &Sam, client: &NodeClient, port: u16, pid: u32) -> Result<NodeInfo> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let log = sam.dir().join("logs").join("local-agent.log");
     loop {
-        match probe(&client).await {
-            Found::Ours(info) => return Ok((info, Some(pid))),
+        match probe(client).await {
+            Found::Ours(info) => return Ok(info),
             Found::Foreign(why) => return Err(foreign(port, &why)),
+            Found::Nothing if !alive(pid) => {
+                return Err(Error::new(
+                    code::PROVIDER,
+                    "The local sam-agent stopped right after it started.",
+                )
+                .hint(format!("Its log is {}.", log.display())));
+            }
             Found::Nothing if tokio::time::Instant::now() > deadline => {
-                let log = sam.dir().join("logs").join("local-agent.log");
                 return Err(Error::new(
                     code::UNREACHABLE,
                     "The local sam-agent did not start within 20 s.",
@@ -175,6 +190,47 @@ async fn ensure_running(
             Found::Nothing => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Checks that the agent binary at `path` runs here and is `version`.
+fn check_runs(path: &Path, version: &str) -> Result<()> {
+    let want = format!("sam-agent {version}");
+    let bad = |why: String| {
+        Error::new(
+            code::PROVIDER,
+            format!("The new sam-agent {} does not run: {why}.", path.display()),
+        )
+        .hint("Point SAM_AGENT_BINARY (or put beside sam) a sam-agent built for this machine.")
+    };
+    let out = std::process::Command::new(path)
+        .arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| bad(e.to_string()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    let said = said.lines().next().unwrap_or_default().trim();
+    if !out.status.success() {
+        return Err(bad(format!("`--version` failed ({})", out.status)));
+    }
+    if said != want {
+        return Err(bad(format!("`--version` says {said:?}, not {want:?}")));
+    }
+    Ok(())
+}
+
+/// Copies what runs as `pid` (its `/proc/PID/exe`, there even when the file was
+/// rebuilt or removed since) to `to`, through a temporary file and a rename (`to`
+/// may be the running executable itself).
+fn keep_copy(pid: u32, to: &Path) -> std::io::Result<()> {
+    let part = to.with_extension("part");
+    std::fs::copy(format!("/proc/{pid}/exe"), &part)?;
+    std::fs::rename(&part, to)
 }
 
 fn foreign(port: u16, why: &str) -> Error {
@@ -202,7 +258,8 @@ impl NodeProvider for Local {
             status: NodeStatus::Running,
             health: Some(crate::nodes::Health::Healthy),
             last_seen_at: Some(crate::now()),
-            agent_version: Some(info.version),
+            agent_version: Some(info.version.clone()),
+            agent_build: info.build.clone(),
             last_event_id: None,
             created_at: crate::now(),
         })
@@ -228,11 +285,113 @@ impl NodeProvider for Local {
             .and_then(|p| p.as_u64())
             .unwrap_or(DEFAULT_PORT as u64) as u16;
         let (info, pid) = ensure_running(sam, &node.id, port, progress).await?;
-        node.agent_version = Some(info.version);
+        node.saw_agent(&info);
         if let Some(pid) = pid {
             node.provider_ids["pid"] = serde_json::json!(pid);
         }
         Ok(())
+    }
+
+    /// Restarts this computer's agent from `agent`: the running one is copied
+    /// aside first (`local-node/sam-agent.previous`, from `/proc/PID/exe`, so even
+    /// a binary rebuilt in place since can come back) and started again if the new
+    /// one does not come up with `agent.build`.
+    async fn upgrade(
+        &self,
+        sam: &Sam,
+        node: &mut NodeRecord,
+        agent: &AgentFile,
+        progress: &dyn Progress,
+    ) -> Result<NodeInfo> {
+        use crate::nodes::upgrade::describe;
+        let port = node
+            .provider_ids
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .unwrap_or(DEFAULT_PORT as u64) as u16;
+        let unchanged = "Nothing was changed: the agent keeps running.";
+        let checked = agent.path.clone();
+        let version = agent.version.clone();
+        tokio::task::spawn_blocking(move || check_runs(&checked, &version))
+            .await
+            .map_err(|e| Error::internal(format!("Checking the new sam-agent failed: {e}")))?
+            .map_err(|e| also(e, unchanged))?;
+        let client = NodeClient::new(&node.id, &address(port), None, sam.identity())?;
+        let previous = dir(sam).join("sam-agent.previous");
+        // Without a running agent there is nothing to go back to (and a copy
+        // left by an upgrade that was cut short is not one).
+        let _ = std::fs::remove_file(&previous);
+        if let Some(pid) = agent_pid(port as u64) {
+            keep_copy(pid, &previous).map_err(|e| {
+                Error::internal(format!(
+                    "Cannot keep a copy of the running sam-agent in {}: {e}. {unchanged}",
+                    previous.display()
+                ))
+            })?;
+            progress.step(&format!(
+                "Stopping the local sam-agent (pid {pid}); terminals and agent sessions stay in their holder processes."
+            ));
+            terminate(pid).await;
+        }
+        progress.step(&format!("Starting the new sam-agent on 127.0.0.1:{port}."));
+        let started = async {
+            let pid = spawn(sam, &node.id, port, &agent.path).await?;
+            let info = wait_answering(sam, &client, port, pid).await?;
+            if info.build.as_deref() != Some(agent.build.as_str()) {
+                return Err(Error::new(
+                    code::PROVIDER,
+                    format!(
+                        "After the restart the local agent reports {}, not {}.",
+                        describe(&info.version, info.build.as_deref()),
+                        describe(&agent.version, Some(&agent.build))
+                    ),
+                ));
+            }
+            Ok((info, pid))
+        }
+        .await;
+        let failed = match started {
+            Ok((info, pid)) => {
+                node.provider_ids["pid"] = serde_json::json!(pid);
+                let _ = std::fs::remove_file(&previous);
+                return Ok(info);
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %failed.message, "the new local agent did not come up; rolling back");
+        if !previous.exists() {
+            return Err(failed);
+        }
+        progress.step("The new agent did not come up; starting the previous one again.");
+        if let Some(pid) = agent_pid(port as u64) {
+            terminate(pid).await;
+        }
+        let back = async {
+            let pid = spawn(sam, &node.id, port, &previous).await?;
+            Ok::<_, Error>((wait_answering(sam, &client, port, pid).await?, pid))
+        }
+        .await;
+        match back {
+            Ok((info, pid)) => {
+                node.provider_ids["pid"] = serde_json::json!(pid);
+                Err(also(
+                    failed,
+                    &format!(
+                        "SAM started the previous sam-agent again: {} runs.",
+                        describe(&info.version, info.build.as_deref())
+                    ),
+                ))
+            }
+            Err(undo) => Err(also(
+                failed,
+                &format!(
+                    "Starting the previous sam-agent ({}) failed too: {}",
+                    previous.display(),
+                    undo.message
+                ),
+            )
+            .hint("`sam node start` starts this desktop's agent again.")),
+        }
     }
 
     async fn delete(&self, sam: &Sam, node: &NodeRecord, progress: &dyn Progress) -> Result<()> {
@@ -295,13 +454,8 @@ async fn terminate(pid: u32) {
         };
         let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
         for _ in 0..200 {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
             // A zombie is gone for our purposes.
-            if std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-            {
+            if !alive(pid) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -11,12 +11,13 @@
 
 use std::path::{Path, PathBuf};
 
+use sam_protocol::NodeInfo;
 use serde_json::json;
 
-use super::NodeProvider;
 use super::bootstrap::{
     self, DEFAULT_AGENT_PORT, HostKey, Install, Probe, Remote, Service, SshTarget,
 };
+use super::{AgentFile, NodeProvider};
 use crate::api::{Progress, Sam};
 use crate::error::{Error, Result, code};
 use crate::nodes::{Health, NodeRecord, NodeStatus, Provider};
@@ -304,7 +305,8 @@ impl NodeProvider for Ssh {
                 status: NodeStatus::Running,
                 health: Some(Health::Healthy),
                 last_seen_at: Some(crate::now()),
-                agent_version: Some(done.info.version),
+                agent_version: Some(done.info.version.clone()),
+                agent_build: done.info.build.clone(),
                 last_event_id: None,
                 created_at: crate::now(),
             })
@@ -338,7 +340,7 @@ impl NodeProvider for Ssh {
             match bootstrap::probe(sam, &node.id, &node.address, &fingerprint).await? {
                 Probe::Ours(info) => {
                     progress.step("The agent is running already.");
-                    node.agent_version = Some(info.version);
+                    node.saw_agent(&info);
                     return Ok(());
                 }
                 Probe::Other(e) => return Err(e),
@@ -358,7 +360,7 @@ impl NodeProvider for Ssh {
                 .await
             {
                 Ok(info) => {
-                    node.agent_version = Some(info.version);
+                    node.saw_agent(&info);
                     if let Some(pid) = pid {
                         node.provider_ids["pid"] = json!(pid);
                     }
@@ -387,6 +389,37 @@ impl NodeProvider for Ssh {
                 e
             }
         })
+    }
+
+    async fn upgrade(
+        &self,
+        sam: &Sam,
+        node: &mut NodeRecord,
+        agent: &AgentFile,
+        progress: &dyn Progress,
+    ) -> Result<NodeInfo> {
+        let r = recorded(node)?;
+        let fingerprint = node.cert_fingerprint.clone().ok_or_else(|| {
+            Error::internal(format!("The node {} has no pinned certificate.", node.name))
+        })?;
+        progress.step(&format!("Connecting to {} over SSH.", r.target.label()));
+        let remote = connect(node, &r).await?;
+        let result = bootstrap::upgrade(
+            sam,
+            &remote,
+            &r.install,
+            &node.address,
+            &fingerprint,
+            agent,
+            progress,
+        )
+        .await;
+        remote.close().await;
+        let done = result?;
+        if let Some(pid) = done.pid {
+            node.provider_ids["pid"] = json!(pid);
+        }
+        Ok(done.info)
     }
 
     async fn delete(&self, _sam: &Sam, node: &NodeRecord, progress: &dyn Progress) -> Result<()> {

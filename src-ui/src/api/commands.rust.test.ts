@@ -70,7 +70,11 @@ async function callEverything(): Promise<{ cmd: string; args: Record<string, unk
   await api.resizeTerminal(w, "t1", 80, 24);
   await api.detachTerminal(w, "t1");
   await api.killTerminal(w, "t1");
+  await api.openLoginTerminal(w, "codex", 120, 32);
   await api.listSessions(w);
+  await api.listAgents(w);
+  await api.setAgentKey("codex", "k");
+  await api.clearAgentKey("codex");
   await api.newSession(w, { agent: "claude", label: "x" });
   await api.attachSession(w, "s1", false, () => {});
   await api.sendSessionFrame("s1", { type: "cancel" });

@@ -59,6 +59,10 @@ describe("command wrappers", () => {
     await api.setHetznerToken("tok");
     await api.clearHetznerToken();
     await api.hetznerOptions();
+    await api.listAgents("w1");
+    await api.setAgentKey("codex", "sk-1");
+    await api.clearAgentKey("codex");
+    await api.openLoginTerminal("w1", "codex", 120, 32);
     expect(seen.map((s) => [s.cmd, s.args])).toEqual([
       ["list_nodes", {}],
       ["add_local_node", { name: "this-computer", progress: expect.anything() }],
@@ -92,6 +96,10 @@ describe("command wrappers", () => {
       ["set_hetzner_token", { token: "tok" }],
       ["clear_hetzner_token", {}],
       ["hetzner_options", {}],
+      ["list_agents", { workspace: "w1" }],
+      ["set_agent_key", { agent: "codex", key: "sk-1" }],
+      ["clear_agent_key", { agent: "codex" }],
+      ["open_login_terminal", { workspace: "w1", agent: "codex", cols: 120, rows: 32 }],
     ]);
   });
 

@@ -3,6 +3,7 @@
 // `invoke` or makes a `Channel`.
 import { Channel, invoke, type InvokeArgs, type InvokeOptions } from "@tauri-apps/api/core";
 
+import type { AgentReadiness } from "./gen/AgentReadiness";
 import type { AgentSession } from "./gen/AgentSession";
 import type { Event } from "./gen/Event";
 import type { FileEntry } from "./gen/FileEntry";
@@ -157,9 +158,21 @@ export const detachTerminal = (workspace: string, terminal: string) =>
 export const killTerminal = (workspace: string, terminal: string) =>
   call<void>("kill_terminal", { workspace, terminal });
 
+/** "Log in": a terminal running the agent's own login command; it exits when the login ends. */
+export const openLoginTerminal = (workspace: string, agent: string, cols: number, rows: number) =>
+  call<Terminal>("open_login_terminal", { workspace, agent, cols, rows });
+
 // ---- Agent sessions
 
 export const listSessions = (workspace: string) => call<AgentSession[]>("list_sessions", { workspace });
+
+/** The built-in agents of a running workspace: in its image or not, and ready or not. */
+export const listAgents = (workspace: string) => call<AgentReadiness[]>("list_agents", { workspace });
+
+/** Stored in the OS keychain by the control plane; it is never sent back. */
+export const setAgentKey = (agent: string, key: string) => call<void>("set_agent_key", { agent, key });
+
+export const clearAgentKey = (agent: string) => call<void>("clear_agent_key", { agent });
 
 export const newSession = (workspace: string, opts: { agent?: string; label?: string } = {}) =>
   call<AgentSession>("new_session", args({ workspace, agent: opts.agent, label: opts.label }));

@@ -4,6 +4,7 @@ import type { Error as WireError } from "./gen/Error";
 export const Codes = {
   hostKeyUnknown: "host_key_unknown",
   sessionAlreadyAttached: "session_already_attached",
+  sessionNotRunning: "session_not_running",
   unreachable: "node_unreachable",
   limitReached: "limit_reached",
   invalidInput: "invalid_input",

@@ -1,3 +1,3 @@
 export * as api from "./commands";
 export { SamError, Codes, nextStep, toSamError } from "./errors";
-export type { Settings, SettingKey, HetznerOptions, UiSignal, Deleted, Theme } from "./types";
+export type { Settings, SettingKey, HetznerOptions, UiSignal, Deleted, Theme, AgentReadiness, AgentState } from "./types";

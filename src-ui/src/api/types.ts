@@ -6,6 +6,8 @@ export type { UiSignal } from "./gen/UiSignal";
 export type { Deleted } from "./gen/Deleted";
 export type { Theme } from "./gen/Theme";
 export type { HetznerOptions } from "./gen/HetznerOptions";
+export type { AgentReadiness } from "./gen/AgentReadiness";
+export type { AgentState } from "./gen/AgentState";
 
 /** The keys `set_setting` takes. */
 export type SettingKey =

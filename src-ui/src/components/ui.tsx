@@ -273,3 +273,23 @@ export function Field({ label, hint, children }: { label: string; hint?: ReactNo
     </label>
   );
 }
+
+/** Text with `backticked` parts (commands, variables) shown as code; nothing else is interpreted. */
+export function InlineCode({ text }: { text: string }) {
+  const parts = text.split("`");
+  // An odd number of parts means the backticks pair up; otherwise show the text as it is.
+  if (parts.length < 3 || parts.length % 2 === 0) return <>{text}</>;
+  return (
+    <>
+      {parts.map((p, i) =>
+        i % 2 === 1 ? (
+          <code key={i} className="mono">
+            {p}
+          </code>
+        ) : (
+          p
+        ),
+      )}
+    </>
+  );
+}

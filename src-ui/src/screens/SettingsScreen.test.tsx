@@ -59,4 +59,44 @@ describe("SettingsScreen", () => {
     await waitFor(() => expect(fake.settings.theme).toBe("light"));
     expect((screen.getByLabelText("Theme") as HTMLSelectElement).value).toBe("light");
   });
+
+  it("stores an agent's API key, never shows it, and removes it after asking", async () => {
+    const fake = installFake();
+    await renderWithStore(<SettingsScreen />, { fake });
+    const row = (agent: string) => document.querySelector<HTMLElement>(`[data-agent-key="${agent}"]`)!;
+    await screen.findByRole("heading", { name: "Agent keys" });
+    expect(["claude", "codex", "gemini"].map((a) => row(a).textContent)).toEqual([
+      expect.stringContaining("ANTHROPIC_API_KEY"),
+      expect.stringContaining("CODEX_API_KEY"),
+      expect.stringContaining("GEMINI_API_KEY"),
+    ]);
+    const input = screen.getByLabelText("codex API key") as HTMLInputElement;
+    expect(input.type).toBe("password");
+    await userEvent.type(input, "sk-settings-777");
+    await userEvent.click(within(row("codex")).getByRole("button", { name: "Save" }));
+    await within(row("codex")).findByTestId("key-stored");
+    expect(within(row("codex")).getByText("Saved to the keychain")).toBeTruthy();
+    expect(document.body.innerHTML).not.toContain("sk-settings-777");
+    expect(fake.agentKeyIs("codex", "sk-settings-777")).toBe(true);
+    expect(fake.callsOf("set_agent_key").map((c) => c.args)).toEqual([{ agent: "codex", key: "sk-settings-777" }]);
+    // The others are untouched.
+    expect(within(row("claude")).queryByTestId("key-stored")).toBeNull();
+
+    await userEvent.click(within(row("codex")).getByRole("button", { name: "Remove the codex API key" }));
+    expect(within(row("codex")).getByText(/Remove the codex key\?/)).toBeTruthy();
+    expect(fake.callsOf("clear_agent_key")).toHaveLength(0);
+    await userEvent.click(within(row("codex")).getByRole("button", { name: "Remove key" }));
+    await waitFor(() => expect(screen.getByLabelText("codex API key")).toBeTruthy());
+    expect(fake.callsOf("clear_agent_key").map((c) => c.args)).toEqual([{ agent: "codex" }]);
+    expect(fake.readiness("w-api").find((a) => a.name === "codex")?.keyStored).toBe(false);
+  });
+
+  it("explains a refused key", async () => {
+    const fake = installFake();
+    await renderWithStore(<SettingsScreen />, { fake });
+    await userEvent.type(await screen.findByLabelText("gemini API key"), "two words");
+    await userEvent.click(within(document.querySelector<HTMLElement>('[data-agent-key="gemini"]')!).getByRole("button", { name: "Save" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("That is not an API key");
+    expect((screen.getByLabelText("gemini API key") as HTMLInputElement).value).toBe("");
+  });
 });

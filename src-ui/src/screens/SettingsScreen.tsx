@@ -1,5 +1,5 @@
-// Settings: theme, the Hetzner token (kept in the keychain, never shown back),
-// defaults and limits.
+// Settings: theme, the Hetzner token and the agents' API keys (kept in the
+// keychain, never shown back), defaults and limits.
 import { useEffect, useId, useState, type FormEvent } from "react";
 
 import { api, toSamError, type SamError, type SettingKey, type Settings, type Theme } from "../api";
@@ -82,6 +82,15 @@ export function SettingsScreen() {
       <h2 className="section-title">Hetzner Cloud</h2>
       <TokenRow settings={s} />
       <SettingRow settings={s} k="hcloud-endpoint" label="API endpoint" hint="Change only for a test double of the Hetzner API." />
+
+      <h2 className="section-title">Agent keys</h2>
+      <p className="muted small setting-note">
+        API keys for the built-in agents, kept in {s.secretStore}. A new session of the agent gets its key; an agent
+        logged in inside a workspace needs none.
+      </p>
+      {AGENT_KEYS.map((a) => (
+        <AgentKeyRow key={a.name} agent={a.name} variable={a.variable} stored={s.agentKeys?.includes(a.name) ?? false} />
+      ))}
 
       <h2 className="section-title">Defaults</h2>
       <SettingRow settings={s} k="default-image" label="Default workspace image" hint="Used when a new workspace names no image and its repository has no devcontainer.json." />
@@ -265,6 +274,104 @@ function TokenRow({ settings }: { settings: Settings }) {
           )}
           {saver.saved && <span className="muted small">{cleared ? "Removed" : "Saved to the keychain"}</span>}
         </div>
+      </div>
+      {saver.error && <ErrorBox error={saver.error} compact />}
+    </form>
+  );
+}
+
+/** The built-in agents and the variable each one's key is passed as (Settings.agentKeys names the stored ones). */
+export const AGENT_KEYS = [
+  { name: "claude", variable: "ANTHROPIC_API_KEY" },
+  { name: "codex", variable: "CODEX_API_KEY" },
+  { name: "gemini", variable: "GEMINI_API_KEY" },
+] as const;
+
+function AgentKeyRow({ agent, variable, stored }: { agent: string; variable: string; stored: boolean }) {
+  const id = useId();
+  const [key, setKey] = useState("");
+  const [confirming, setConfirming] = useState(false);
+  const [did, setDid] = useState<"saved" | "removed" | null>(null);
+  const saver = useSaver();
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const k = key.trim();
+    if (!k) return;
+    // The field empties whatever happens: the key is not kept in the page.
+    setKey("");
+    if (await saver.run(() => api.setAgentKey(agent, k))) setDid("saved");
+  };
+  const remove = async () => {
+    setConfirming(false);
+    if (await saver.run(() => api.clearAgentKey(agent))) setDid("removed");
+  };
+  return (
+    <form className="setting-row agent-key-row" onSubmit={submit} data-agent-key={agent}>
+      <div className="field">
+        <label className="field-label" htmlFor={id}>
+          {agent}
+        </label>
+        {stored ? (
+          <div className="inline">
+            <span className="key-stored">
+              <span className="badge tone-ok" data-testid="key-stored">
+                <span className="dot" aria-hidden="true" />
+                Stored
+              </span>
+            </span>
+            {confirming ? (
+              <>
+                <span className="small">Remove the {agent} key? New {agent} sessions then need a login or a new key.</span>
+                <button type="button" className="btn small danger" onClick={() => void remove()} disabled={saver.busy}>
+                  Remove key
+                </button>
+                <button type="button" className="btn small" onClick={() => setConfirming(false)} disabled={saver.busy}>
+                  Cancel
+                </button>
+              </>
+            ) : (
+              <button
+                type="button"
+                id={id}
+                className="btn small danger-outline"
+                onClick={() => {
+                  setDid(null);
+                  setConfirming(true);
+                }}
+                disabled={saver.busy}
+                aria-label={`Remove the ${agent} API key`}
+              >
+                Remove
+              </button>
+            )}
+            {saver.saved && did === "saved" && <span className="muted small">Saved to the keychain</span>}
+          </div>
+        ) : (
+          <div className="inline">
+            <input
+              id={id}
+              type="password"
+              value={key}
+              onChange={(e) => {
+                setKey(e.target.value);
+                saver.setSaved(false);
+              }}
+              autoComplete="off"
+              spellCheck={false}
+              placeholder={`Paste the ${agent} API key`}
+              disabled={saver.busy}
+              aria-label={`${agent} API key`}
+              aria-describedby={`${id}-hint`}
+            />
+            <button type="submit" className="btn small primary" disabled={saver.busy || !key.trim()}>
+              Save
+            </button>
+            {saver.saved && did === "removed" && <span className="muted small">Removed</span>}
+          </div>
+        )}
+        <span className="field-hint" id={`${id}-hint`}>
+          Passed to {agent} sessions as <span className="mono">{variable}</span>.
+        </span>
       </div>
       {saver.error && <ErrorBox error={saver.error} compact />}
     </form>

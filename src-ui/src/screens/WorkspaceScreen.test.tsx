@@ -98,4 +98,71 @@ describe("WorkspaceScreen", () => {
     expect((screen.getByRole("button", { name: "+ Terminal" }) as HTMLButtonElement).disabled).toBe(true);
     expect(fake.callsOf("list_terminals")).toHaveLength(0);
   });
+
+  it("lists the sessions with agent, label and state; 'waiting for you' there and on the tab", async () => {
+    const fake = installFake();
+    // The seeded session asks for a permission nobody answered yet.
+    fake.sessions[0].pendingPermission = 1;
+    const failed = (await fake.handle("new_session", { workspace: "w-api", agent: "codex", label: "Needs a key" }, null)) as { id: string };
+    await new Promise((r) => setTimeout(r, 5));
+    await renderWithStore(<WorkspaceScreen nodeId="n-local" workspaceId="w-api" />, { fake, initial });
+    const tab = await screen.findByRole("tab", { name: /Fix the login test/ });
+    await waitFor(() => expect(tab.textContent).toContain("waiting for you"));
+    await userEvent.click(screen.getByRole("tab", { name: "Sessions" }));
+    const panel = await screen.findByTestId("sessions");
+    const row = (id: string) => panel.querySelector<HTMLElement>(`.session-row[data-session="${id}"]`)!;
+    await waitFor(() => expect(row("s-login")).toBeTruthy());
+    expect(row("s-login").textContent).toContain("Fix the login test");
+    expect(row("s-login").textContent).toContain("claude");
+    expect(row("s-login").querySelector(".badge")?.textContent).toBe("waiting for you");
+    await waitFor(() => expect(row(failed.id)).toBeTruthy());
+    const errBadge = row(failed.id).querySelector(".badge")!;
+    expect(errBadge.textContent).toBe("error");
+    expect(errBadge.getAttribute("title")).toBe("Authentication required: set CODEX_API_KEY or log in with `codex login`");
+    expect(row(failed.id).textContent).toContain("codex");
+
+    // Once answered, the list and the tab stop saying so.
+    fake.sessions[0].pendingPermission = null;
+    await fake.handle("stop_session", { workspace: "w-api", session: "s-login" }, null);
+    fake.signal({
+      type: "event",
+      nodeId: "n-local",
+      event: { id: "e9", type: "session.stopped", level: "info", nodeId: "n-local", workspaceId: "w-api", sessionId: "s-login", message: "stopped", createdAt: new Date().toISOString() },
+    });
+    await waitFor(() => expect(row("s-login").querySelector(".badge")?.textContent).toBe("stopped"));
+    await waitFor(() => expect(tab.textContent).not.toContain("waiting for you"));
+
+    // Clicking a session opens its tab.
+    await userEvent.click(row(failed.id));
+    const opened = await screen.findByRole("tab", { name: /Needs a key/ });
+    expect(opened.getAttribute("aria-selected")).toBe("true");
+    expect(await screen.findByText(/Authentication required: set CODEX_API_KEY/, { selector: ".error-message" })).toBeTruthy();
+  });
+
+  it("a session that ended wanting a login: Log in opens the login tab, then a new session of that agent", async () => {
+    const fake = installFake();
+    const failed = (await fake.handle("new_session", { workspace: "w-api", agent: "codex", label: "Port the CLI" }, null)) as { id: string };
+    await new Promise((r) => setTimeout(r, 5));
+    await renderWithStore(<WorkspaceScreen nodeId="n-local" workspaceId="w-api" />, { fake, initial });
+    // An errored session comes back as a tab.
+    await userEvent.click(await screen.findByRole("tab", { name: /Port the CLI/ }));
+    const fix = await screen.findByTestId("session-fix");
+    await userEvent.click(within(fix).getByRole("button", { name: "Log in" }));
+    const login = await screen.findByRole("tab", { name: /codex login/ });
+    expect(login.getAttribute("aria-selected")).toBe("true");
+    expect(fake.callsOf("open_login_terminal").map((c) => c.args)).toEqual([{ workspace: "w-api", agent: "codex", cols: 120, rows: 32 }]);
+    fake.completeLogin(fake.terminals.at(-1)!.id);
+    // Back to the session: start a new one of the same agent and label; it runs now.
+    await userEvent.click(screen.getByRole("tab", { name: /Port the CLI/ }));
+    const done = await within(fix).findByTestId("session-fix-done");
+    await userEvent.click(within(done).getByRole("button", { name: "Start a new session" }));
+    await waitFor(() => expect(fake.callsOf("new_session")).toHaveLength(2));
+    expect(fake.callsOf("new_session")[1].args).toEqual({ workspace: "w-api", agent: "codex", label: "Port the CLI" });
+    const fresh = fake.sessions.at(-1)!;
+    expect(fresh.id).not.toBe(failed.id);
+    expect(fresh.status).toBe("running");
+    const tabs = await screen.findAllByRole("tab", { name: /Port the CLI/ });
+    expect(tabs).toHaveLength(2);
+    expect(tabs[1].getAttribute("aria-selected")).toBe("true");
+  });
 });

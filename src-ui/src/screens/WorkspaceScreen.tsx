@@ -1,12 +1,15 @@
 // One workspace: tabs of terminals, agent sessions and files; a side panel with
-// the file tree, forwarded ports and events; rename / stop / restart / delete
-// with confirmations.
-import { useCallback, useEffect, useReducer, useRef, useState, type FormEvent } from "react";
+// the file tree, agent sessions, forwarded ports and events; rename / stop /
+// restart / delete with confirmations.
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type FormEvent } from "react";
 
 import { api, Codes, toSamError, type SamError } from "../api";
+import type { AgentSession } from "../api/gen/AgentSession";
 import type { WorkspaceView } from "../api/gen/WorkspaceView";
 import { Badge, ConfirmationBody, ConfirmDialog, Dialog, Empty, ErrorBox, Field, ShortcutsHelp, Spinner } from "../components/ui";
 import { FileEditor } from "../editor/FileEditor";
+import type { AgentActions } from "../sessions/AgentSetup";
+import { NewSessionDialog } from "../sessions/NewSessionDialog";
 import { SessionView } from "../sessions/SessionView";
 import { TerminalView } from "../terminal/TerminalView";
 import { findNode, findWorkspace, waitingIn } from "../state/app";
@@ -26,11 +29,14 @@ import {
 import { EventsList } from "./EventsList";
 import { FilesPanel } from "./FilesPanel";
 import { PortsPanel } from "./PortsPanel";
+import { SessionsPanel } from "./SessionsPanel";
 
 /** Tab order per workspace for this window's life (what runs comes from the node). */
 const rememberedTabs = new Map<string, TabsState>();
 
-type Panel = "files" | "ports" | "events";
+type Panel = "files" | "sessions" | "ports" | "events";
+
+const panelNames: Record<Panel, string> = { files: "Files", sessions: "Sessions", ports: "Ports", events: "Events" };
 
 export function WorkspaceScreen({ nodeId, workspaceId }: { nodeId: string; workspaceId: string }) {
   const { state } = useStore();
@@ -64,6 +70,8 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
   const [dirty, setDirty] = useState<Record<string, boolean>>({});
   const [busy, setBusy] = useState<string | null>(null);
   const [tabError, setTabError] = useState<SamError | null>(null);
+  /** Bumped when this screen starts or stops a session, so the sessions list reloads. */
+  const [sessionsKey, setSessionsKey] = useState(0);
   const [dialog, setDialog] = useState<
     | null
     | { kind: "rename" }
@@ -77,18 +85,39 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
     setSyncState("loading");
     setSyncError(null);
     try {
+      const at = Date.now();
       const [terminals, sessions] = await Promise.all([api.listTerminals(ws.id), api.listSessions(ws.id)]);
       dispatchTabs({ type: "sync", terminals, sessions });
+      dispatch({ type: "sessions/listed", nodeId: ws.node, workspaceId: ws.id, sessions, at });
       setSyncState("ready");
     } catch (e) {
       setSyncState("error");
       setSyncError(toSamError(e));
     }
-  }, [ws.id]);
+  }, [ws.id, ws.node, dispatch]);
 
   useEffect(() => {
     if (running) void sync();
   }, [running, sync]);
+
+  const openSessionTab = useCallback((s: AgentSession) => {
+    dispatchTabs({ type: "open", tab: sessionTab(s) });
+    setSessionsKey((k) => k + 1);
+  }, []);
+
+  // What agent pieces (the new-session dialog, a session that ended in error) may ask of this screen.
+  const agentActions = useMemo<AgentActions>(
+    () => ({
+      openLogin: async (agent) => {
+        const t = await api.openLoginTerminal(ws.id, agent, 120, 32);
+        dispatchTabs({ type: "open", tab: { ...newTerminalTab(tabsRef.current, t), title: `${agent} login` } });
+      },
+      startSession: async (opts) => {
+        openSessionTab(await api.newSession(ws.id, opts));
+      },
+    }),
+    [ws.id, openSessionTab],
+  );
 
   const newTerminal = useCallback(async () => {
     if (!running) return;
@@ -110,7 +139,10 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
       setTabError(null);
       try {
         if (tab.kind === "terminal") await api.killTerminal(ws.id, tab.terminalId);
-        if (tab.kind === "session") await api.stopSession(ws.id, tab.sessionId);
+        if (tab.kind === "session") {
+          await api.stopSession(ws.id, tab.sessionId);
+          setSessionsKey((k) => k + 1);
+        }
       } catch (e) {
         const err = toSamError(e);
         // Already gone (an exited shell, an ended session): closing is all that was left.
@@ -273,8 +305,8 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
                     {t.title}
                     {t.kind === "file" && dirty[t.path] && <span className="dirty-dot" title="Unsaved changes" />}
                     {t.kind === "session" && waitingSessions.has(t.sessionId) && (
-                      <span className="waiting" title="Waiting for your permission">
-                        !
+                      <span className="waiting wide" title="The agent waits for your permission">
+                        waiting for you
                       </span>
                     )}
                   </button>
@@ -329,7 +361,7 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
                   {t.kind === "terminal" ? (
                     <TerminalView workspace={ws.id} terminalId={t.terminalId} active={t.key === tabs.active} dark={dark} />
                   ) : t.kind === "session" ? (
-                    <SessionView workspace={ws.id} session={t.sessionId} active={t.key === tabs.active} />
+                    <SessionView workspace={ws.id} session={t.sessionId} active={t.key === tabs.active} actions={agentActions} />
                   ) : (
                     <FileEditor
                       workspace={ws.id}
@@ -345,11 +377,11 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
           </div>
         </div>
 
-        <aside className="ws-side" aria-label="Files, ports and events">
+        <aside className="ws-side" aria-label="Files, sessions, ports and events">
           <div className="segmented small" role="tablist">
-            {(["files", "ports", "events"] as const).map((p) => (
+            {(["files", "sessions", "ports", "events"] as const).map((p) => (
               <button key={p} type="button" role="tab" aria-selected={panel === p} className={panel === p ? "active" : ""} onClick={() => setPanel(p)}>
-                {p[0].toUpperCase() + p.slice(1)}
+                {panelNames[p]}
               </button>
             ))}
           </div>
@@ -358,6 +390,18 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
               <FilesPanel workspace={ws.id} onOpen={(path) => dispatchTabs({ type: "open", tab: fileTab(path) })} />
             ) : (
               <p className="muted pad">Start the workspace to browse its files.</p>
+            ))}
+          {panel === "sessions" &&
+            (running ? (
+              <SessionsPanel
+                workspace={ws.id}
+                waiting={waitingSessions}
+                reloadKey={sessionsKey}
+                onOpen={(s) => dispatchTabs({ type: "open", tab: sessionTab(s) })}
+                onListed={(sessions, at) => dispatch({ type: "sessions/listed", nodeId: ws.node, workspaceId: ws.id, sessions, at })}
+              />
+            ) : (
+              <p className="muted pad">Start the workspace to see its agent sessions.</p>
             ))}
           {panel === "ports" &&
             (running ? <PortsPanel workspace={ws.id} /> : <p className="muted pad">Start the workspace to see its ports.</p>)}
@@ -379,9 +423,10 @@ function Workspace({ ws, nodeName }: { ws: WorkspaceView; nodeName: string }) {
           ws={ws}
           onClose={() => setDialog(null)}
           onCreated={(s) => {
-            dispatchTabs({ type: "open", tab: sessionTab(s) });
+            openSessionTab(s);
             setDialog(null);
           }}
+          onLogin={agentActions.openLogin}
         />
       )}
       {dialog?.kind === "close" && (
@@ -510,54 +555,6 @@ function RenameDialog({ ws, onClose }: { ws: WorkspaceView; onClose: () => void 
           </button>
           <button type="submit" className="btn primary" disabled={busy || !name.trim()}>
             Rename
-          </button>
-        </div>
-      </form>
-    </Dialog>
-  );
-}
-
-function NewSessionDialog({
-  ws,
-  onClose,
-  onCreated,
-}: {
-  ws: WorkspaceView;
-  onClose: () => void;
-  onCreated: (s: Awaited<ReturnType<typeof api.newSession>>) => void;
-}) {
-  const [agent, setAgent] = useState("");
-  const [label, setLabel] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<SamError | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onCreated(await api.newSession(ws.id, { agent: agent.trim() || undefined, label: label.trim() || undefined }));
-    } catch (err) {
-      setError(toSamError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <Dialog title={`New agent session in ${ws.displayName}`} onClose={onClose} busy={busy} testId="new-session">
-      <form className="form" onSubmit={submit}>
-        <Field label="Agent (optional)" hint="Empty: the node's default agent (e.g. claude, codex, gemini).">
-          <input value={agent} onChange={(e) => setAgent(e.target.value)} placeholder="claude" disabled={busy} spellCheck={false} />
-        </Field>
-        <Field label="Label (optional)">
-          <input value={label} onChange={(e) => setLabel(e.target.value)} placeholder="Fix the login bug" disabled={busy} />
-        </Field>
-        {error && <ErrorBox error={error} compact />}
-        <div className="actions">
-          <button type="button" className="btn" onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button type="submit" className="btn primary" disabled={busy}>
-            Start session
           </button>
         </div>
       </form>

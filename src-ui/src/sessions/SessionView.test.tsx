@@ -1,6 +1,6 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 
 import { installFake, renderWithStore } from "../testing/render";
 import { SessionView, stopReasonText } from "./SessionView";
@@ -60,5 +60,61 @@ describe("SessionView", () => {
     expect(await screen.findByText("The session was stopped.")).toBeTruthy();
     await waitFor(() => expect((screen.getByLabelText("Message to the agent") as HTMLTextAreaElement).disabled).toBe(true));
     expect(stopReasonText("node_stop")).toMatch(/node stopped/);
+  });
+
+  it("under a session that ended wanting a key: Add key, then a new session of the same agent and label", async () => {
+    // Paced, so the window attaches before the agent's handshake fails.
+    const fake = installFake({ stepMs: 40 });
+    const created = (await fake.handle("new_session", { workspace: "w-api", agent: "codex", label: "Refactor" }, null)) as { id: string };
+    const actions = { openLogin: vi.fn(async () => {}), startSession: vi.fn(async () => {}) };
+    await renderWithStore(<SessionView workspace="w-api" session={created.id} active actions={actions} />, { fake });
+    const chat = screen.getByTestId("chat");
+    const message = await within(chat).findByText(/^Authentication required: set CODEX_API_KEY or log in with/);
+    expect(message.textContent).toBe("Authentication required: set CODEX_API_KEY or log in with codex login");
+    expect(message.querySelector("code")?.textContent).toBe("codex login");
+    expect(message.closest(".error-box")?.textContent).toContain("this session has ended; start a new one");
+    expect(within(chat).getByText("The session ended with an error.")).toBeTruthy();
+    expect(fake.callsOf("attach_session")).toHaveLength(1);
+    const fix = await within(chat).findByTestId("session-fix");
+    expect(fix.textContent).toContain("codex has no API key and no login in this workspace.");
+    await userEvent.click(within(fix).getByRole("button", { name: "Add key" }));
+    await userEvent.type(within(fix).getByLabelText("CODEX_API_KEY"), "sk-from-the-error");
+    await userEvent.click(within(fix).getByRole("button", { name: "Save key" }));
+    const done = await within(fix).findByTestId("session-fix-done");
+    expect(done.textContent).toContain("The key is stored; new codex sessions get it.");
+    expect(document.body.innerHTML).not.toContain("sk-from-the-error");
+    expect(fake.agentKeyIs("codex", "sk-from-the-error")).toBe(true);
+    await userEvent.click(within(done).getByRole("button", { name: "Start a new session" }));
+    expect(actions.startSession).toHaveBeenCalledWith({ agent: "codex", label: "Refactor" });
+    // Log in goes to the workspace screen, which opens the terminal tab.
+    await userEvent.click(within(fix).getByRole("button", { name: "Log in" }));
+    expect(actions.openLogin).toHaveBeenCalledWith("codex");
+  });
+
+  it("shows how a session that was over before attaching ended, with the next steps", async () => {
+    const fake = installFake();
+    const created = (await fake.handle("new_session", { workspace: "w-api", agent: "codex" }, null)) as { id: string };
+    await new Promise((r) => setTimeout(r, 5));
+    expect(fake.sessions.at(-1)?.status).toBe("error");
+    await renderWithStore(<SessionView workspace="w-api" session={created.id} active />, { fake });
+    const ended = await screen.findByTestId("session-ended");
+    expect(await within(ended).findByText(/Authentication required: set CODEX_API_KEY/)).toBeTruthy();
+    expect(screen.queryByText(/No messages yet/)).toBeNull();
+    const fix = await screen.findByTestId("session-fix");
+    expect(within(fix).getByRole("button", { name: "Add key" })).toBeTruthy();
+    // Without the workspace's actions there is no login tab to open.
+    expect(within(fix).queryByRole("button", { name: "Log in" })).toBeNull();
+    expect((screen.getByLabelText("Message to the agent") as HTMLTextAreaElement).disabled).toBe(true);
+  });
+
+  it("offers no key or login for an agent the image does not have", async () => {
+    const fake = installFake();
+    const created = (await fake.handle("new_session", { workspace: "w-api", agent: "gemini" }, null)) as { id: string };
+    await new Promise((r) => setTimeout(r, 5));
+    await renderWithStore(<SessionView workspace="w-api" session={created.id} active />, { fake });
+    expect(await screen.findByText(/image has no gemini, which the gemini agent needs/)).toBeTruthy();
+    const fix = await screen.findByTestId("session-fix");
+    expect(fix.textContent).toContain("This workspace's image has no gemini");
+    expect(within(fix).queryByRole("button", { name: "Add key" })).toBeNull();
   });
 });

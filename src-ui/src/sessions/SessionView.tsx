@@ -1,13 +1,29 @@
 // One agent session tab: the chat (streamed markdown, collapsed thoughts, tool
 // calls with diffs, the plan, permission prompts), the prompt box, Cancel while a
-// turn runs, and "Take over" when another client holds the session.
-import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState, type FormEvent, type MouseEvent } from "react";
+// turn runs, "Take over" when another client holds the session, and — when a
+// built-in agent ended in error — its next steps ("Add key", "Log in").
+import {
+  memo,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useReducer,
+  useRef,
+  useState,
+  type FormEvent,
+  type MouseEvent,
+  type ReactNode,
+} from "react";
 
 import { api, Codes, toSamError, type SamError } from "../api";
+import type { AgentSession } from "../api/gen/AgentSession";
 import type { SessionFrame } from "../api/gen/SessionFrame";
 import type { StopReason } from "../api/gen/StopReason";
-import { ErrorBox, Spinner } from "../components/ui";
+import { ErrorBox, InlineCode, Spinner } from "../components/ui";
+import { stopReasonText } from "../state/sessions";
 import { useStore } from "../state/store";
+import { SessionFix, type AgentActions } from "./AgentSetup";
 import { diffStats, lineDiff, withContext } from "./diff";
 import { emptyChat, foldFrames, openPermissions, type ChatItem, type ChatState, type PlanEntry, type ToolContent } from "./fold";
 import { renderMarkdown } from "./markdown";
@@ -18,26 +34,26 @@ function chatReducer(s: ChatState, a: ChatAction): ChatState {
   return foldFrames(s, a.frames);
 }
 
-export function stopReasonText(r: StopReason): string {
-  switch (r) {
-    case "user_stop":
-      return "The session was stopped.";
-    case "workspace_stop":
-      return "The session ended because its workspace stopped.";
-    case "workspace_restart":
-      return "The session ended because its workspace restarted.";
-    case "node_stop":
-      return "The session ended because its node stopped.";
-    case "agent_exit":
-      return "The agent exited.";
-    case "error":
-      return "The session ended with an error.";
-  }
-}
+export { stopReasonText };
 
-export function SessionView({ workspace, session, active }: { workspace: string; session: string; active: boolean }) {
+/**
+ * One session. `actions` (from the workspace screen) let a session that ended
+ * because its agent wants a key or a login offer "Log in" and "Start a new session".
+ */
+export function SessionView({
+  workspace,
+  session,
+  active,
+  actions,
+}: {
+  workspace: string;
+  session: string;
+  active: boolean;
+  actions?: AgentActions;
+}) {
   const [chat, dispatch] = useReducer(chatReducer, emptyChat);
-  const [phase, setPhase] = useState<"attaching" | "attached" | "held" | "error">("attaching");
+  // "ended": the node refused to attach because the session is over.
+  const [phase, setPhase] = useState<"attaching" | "attached" | "held" | "ended" | "error">("attaching");
   const [error, setError] = useState<SamError | null>(null);
   const [takeover, setTakeover] = useState(false);
   const [attempt, setAttempt] = useState(0);
@@ -68,6 +84,8 @@ export function SessionView({ workspace, session, active }: { workspace: string;
         const err = toSamError(e);
         if (err.code === Codes.sessionAlreadyAttached) {
           setPhase("held");
+        } else if (err.code === Codes.sessionNotRunning) {
+          setPhase("ended");
         } else {
           setPhase("error");
           setError(err);
@@ -121,6 +139,12 @@ export function SessionView({ workspace, session, active }: { workspace: string;
   const takenAway = chat.detached === "takeover";
   const canPrompt = phase === "attached" && !chat.stopped && !takenAway;
 
+  // How an ended session ended (its agent, label and error), from the node's list.
+  const ended = phase === "ended" || chat.stopped === "error";
+  const info = useEndedSession(workspace, session, ended);
+  const endedInError = chat.stopped === "error" || (phase === "ended" && info.session?.status === "error");
+  const fix = endedInError && info.session?.agent ? <SessionFix workspace={workspace} session={info.session} actions={actions} /> : null;
+
   return (
     <div className="session" data-session={session} data-running={chat.running ? "true" : "false"}>
       {phase === "held" && (
@@ -149,7 +173,23 @@ export function SessionView({ workspace, session, active }: { workspace: string;
           <ErrorBox error={error} onRetry={() => setAttempt((a) => a + 1)} />
         </div>
       )}
-      <ChatLog chat={chat} active={active} onAnswer={onAnswer} canAnswer={canPrompt} />
+      <ChatLog
+        chat={chat}
+        active={active}
+        onAnswer={onAnswer}
+        canAnswer={canPrompt}
+        empty={phase !== "ended"}
+        footer={
+          phase === "ended" ? (
+            <>
+              <EndedSession info={info} />
+              {fix}
+            </>
+          ) : (
+            fix
+          )
+        }
+      />
       {phase === "attaching" && chat.items.length === 0 && (
         <div className="pad">
           <Spinner label="Loading the conversation…" />
@@ -164,11 +204,60 @@ export function SessionView({ workspace, session, active }: { workspace: string;
       <Composer
         disabled={!canPrompt}
         running={chat.running}
-        stopped={chat.stopped}
+        stopped={chat.stopped ?? (phase === "ended" ? (info.session?.stopReason ?? "agent_exit") : null)}
         active={active}
         onSend={(text) => send({ type: "prompt", text })}
         onCancel={() => void send({ type: "cancel" })}
       />
+    </div>
+  );
+}
+
+/** The session as the node lists it, looked up once it has ended. */
+function useEndedSession(workspace: string, session: string, ended: boolean) {
+  const [found, setFound] = useState<AgentSession | null>(null);
+  const [error, setError] = useState<SamError | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    if (!ended) return;
+    let live = true;
+    setError(null);
+    api
+      .listSessions(workspace)
+      .then((list) => {
+        if (!live) return;
+        const s = list.find((x) => x.id === session);
+        if (s) setFound(s);
+        else setError(toSamError({ code: Codes.notFound, message: "The node no longer lists this session.", hint: "Close this tab." }));
+      })
+      .catch((e) => live && setError(toSamError(e)));
+    return () => {
+      live = false;
+    };
+  }, [workspace, session, ended, attempt]);
+  return { session: found, error, retry: () => setAttempt((a) => a + 1) };
+}
+
+/** A session that was over before this window attached: how it ended, in words. */
+function EndedSession({ info }: { info: ReturnType<typeof useEndedSession> }) {
+  const s = info.session;
+  return (
+    <div className="pad" data-testid="session-ended">
+      {s ? (
+        s.status === "error" ? (
+          <div className="error-box compact" role="alert" data-kind="error">
+            <div className="error-message">
+              <InlineCode text={s.error ?? "The session ended with an error."} />
+            </div>
+          </div>
+        ) : (
+          <p className="muted">{s.stopReason ? stopReasonText(s.stopReason) : "This session has ended."}</p>
+        )
+      ) : info.error ? (
+        <ErrorBox error={info.error} onRetry={info.retry} compact />
+      ) : (
+        <Spinner label="Looking up how the session ended…" />
+      )}
     </div>
   );
 }
@@ -178,11 +267,17 @@ function ChatLog({
   active,
   onAnswer,
   canAnswer,
+  empty = true,
+  footer,
 }: {
   chat: ChatState;
   active: boolean;
   onAnswer: (requestId: string | number, optionId: string) => Promise<boolean>;
   canAnswer: boolean;
+  /** Whether to say "No messages yet" when there are none. */
+  empty?: boolean;
+  /** What goes under the conversation (how it ended, the next steps). */
+  footer?: ReactNode;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
@@ -202,12 +297,13 @@ function ChatLog({
   const lastIndex = chat.items.length - 1;
   return (
     <div className="chat" ref={ref} onScroll={onScroll} onClick={onClick} data-testid="chat" aria-live="polite">
-      {chat.items.length === 0 && !chat.running && <div className="muted pad">No messages yet. Ask the agent something below.</div>}
+      {empty && chat.items.length === 0 && !chat.running && <div className="muted pad">No messages yet. Ask the agent something below.</div>}
       {chat.items.map((item, i) => (
         <ChatRow
           key={item.id + ":" + item.kind}
           item={item}
           live={chat.running && i === lastIndex}
+          ended={chat.stopped !== null}
           onAnswer={onAnswer}
           canAnswer={canAnswer && !chat.stopped}
         />
@@ -223,6 +319,7 @@ function ChatLog({
           </div>
         )
       )}
+      {footer}
     </div>
   );
 }
@@ -230,11 +327,14 @@ function ChatLog({
 const ChatRow = memo(function ChatRow({
   item,
   live,
+  ended,
   onAnswer,
   canAnswer,
 }: {
   item: ChatItem;
   live: boolean;
+  /** The session is over (an error then needs a new session, not a retry). */
+  ended: boolean;
   onAnswer: (requestId: string | number, optionId: string) => Promise<boolean>;
   canAnswer: boolean;
 }) {
@@ -275,9 +375,14 @@ const ChatRow = memo(function ChatRow({
     case "error":
       return (
         <div className="error-box compact" role="alert" data-kind="error">
-          <div className="error-message">{item.message}</div>
+          <div className="error-message">
+            <InlineCode text={item.message} />
+          </div>
           <div className="error-next">
-            <span className="muted">Next step: </span>send the prompt again, or start a new session if it keeps failing.
+            <span className="muted">Next step: </span>
+            {ended
+              ? "this session has ended; start a new one with “+ Agent”."
+              : "send the prompt again, or start a new session if it keeps failing."}
           </div>
         </div>
       );

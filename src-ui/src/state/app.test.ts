@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 
+import type { AgentSession } from "../api/gen/AgentSession";
 import type { Node } from "../api/gen/Node";
 import type { WorkspaceView } from "../api/gen/WorkspaceView";
 import { SamError } from "../api/errors";
@@ -116,5 +117,40 @@ describe("appReducer", () => {
     expect(waitingIn(s, "w1")).toEqual([]);
     expect(run(s, { type: "permission/resolved", sessionId: "zz" })).toBe(s);
     expect(run(s, { type: "permission/waiting", nodeId: "a", event: { ...event, sessionId: null } })).toBe(s);
+  });
+
+  it("takes who waits from a listed workspace's sessions, without undoing a newer signal", () => {
+    const session = (id: string, extra: Partial<AgentSession> = {}): AgentSession => ({
+      id,
+      workspaceId: "w1",
+      label: `L${id}`,
+      agent: "codex",
+      status: "running",
+      attached: false,
+      watchers: 0,
+      createdAt: "2026-11-25T12:00:00Z",
+      ...extra,
+    });
+    const at = Date.parse("2026-11-25T12:10:00Z");
+    let s = run(initialState, {
+      type: "sessions/listed",
+      nodeId: "a",
+      workspaceId: "w1",
+      sessions: [session("s1", { permissionPending: true }), session("s2"), session("s3", { status: "error", permissionPending: true })],
+      at,
+    });
+    expect(waitingIn(s, "w1").map((w) => [w.sessionId, w.message])).toEqual([["s1", "Ls1 waits for your permission."]]);
+    // Listed again without it: it was answered elsewhere.
+    const listedAgain = { type: "sessions/listed" as const, nodeId: "a", workspaceId: "w1", sessions: [session("s1")], at: at + 1000 };
+    expect(waitingIn(run(s, listedAgain), "w1")).toEqual([]);
+    // A signal newer than the list stays.
+    s = run(s, {
+      type: "permission/waiting",
+      nodeId: "a",
+      event: { id: "e", type: "session.permission_requested", level: "warn", nodeId: "a", workspaceId: "w1", sessionId: "s2", message: "Edit", createdAt: "2026-11-25T12:20:00Z" },
+    });
+    s = run(s, { ...listedAgain, sessions: [session("s1", { permissionPending: true }), session("s2")] });
+    expect(waitingIn(s, "w1").map((w) => w.sessionId).sort()).toEqual(["s1", "s2"]);
+    expect(run(s, { ...listedAgain, sessions: [session("s1", { permissionPending: true })] })).toBe(s);
   });
 });

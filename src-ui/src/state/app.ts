@@ -1,6 +1,7 @@
 // The app's state as one pure reducer: nodes, their workspaces (loaded per node,
 // so a slow node never holds up the others), settings, the current screen,
 // notices and agents waiting for a person.
+import type { AgentSession } from "../api/gen/AgentSession";
 import type { Event } from "../api/gen/Event";
 import type { HealthChange } from "../api/gen/HealthChange";
 import type { Node } from "../api/gen/Node";
@@ -59,7 +60,13 @@ export type AppAction =
   | { type: "notice"; tone: Notice["tone"]; text: string; route?: Route }
   | { type: "notice/dismiss"; id: number }
   | { type: "permission/waiting"; nodeId: string; event: Event }
-  | { type: "permission/resolved"; sessionId: string };
+  | { type: "permission/resolved"; sessionId: string }
+  /**
+   * A workspace's sessions as the node listed them (asked at `at`, ms): its
+   * `permissionPending` ones wait for a person, the others no longer do (unless
+   * a signal said so after the list was asked for).
+   */
+  | { type: "sessions/listed"; nodeId: string; workspaceId: string; sessions: AgentSession[]; at: number };
 
 export const initialState: AppState = {
   route: { name: "nodes" },
@@ -188,6 +195,28 @@ export function appReducer(s: AppState, a: AppAction): AppState {
       const waiting = { ...s.waiting };
       delete waiting[a.sessionId];
       return { ...s, waiting };
+    }
+    case "sessions/listed": {
+      const waiting = { ...s.waiting };
+      let changed = false;
+      for (const x of a.sessions) {
+        const cur = waiting[x.id];
+        const pending = x.status === "running" && !!x.permissionPending;
+        if (pending && !cur) {
+          waiting[x.id] = {
+            nodeId: a.nodeId,
+            workspaceId: a.workspaceId,
+            sessionId: x.id,
+            message: `${x.label || x.agent || "An agent session"} waits for your permission.`,
+            at: new Date(a.at).toISOString(),
+          };
+          changed = true;
+        } else if (!pending && cur && !(Date.parse(cur.at) > a.at)) {
+          delete waiting[x.id];
+          changed = true;
+        }
+      }
+      return changed ? { ...s, waiting } : s;
     }
   }
 }

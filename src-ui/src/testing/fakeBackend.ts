@@ -5,6 +5,7 @@
 // Never imported by the app itself.
 import { mockIPC } from "@tauri-apps/api/mocks";
 
+import type { AgentReadiness } from "../api/gen/AgentReadiness";
 import type { AgentSession } from "../api/gen/AgentSession";
 import type { Event } from "../api/gen/Event";
 import type { FileEntry } from "../api/gen/FileEntry";
@@ -48,6 +49,8 @@ type TerminalRec = Terminal & {
   events: ChannelLike | null;
   line: string;
   input: number[];
+  /** The built-in agent whose login command runs in it, if it is a "Log in" terminal. */
+  login: string | null;
 };
 
 type SessionRec = AgentSession & {
@@ -72,6 +75,58 @@ export type FakeOptions = {
   /** Session ids another client holds (for the takeover prompt). */
   held?: string[];
 };
+
+/** The built-in agents as the control plane knows them (src-tauri/src/api/agents.rs). */
+export const FAKE_BUILTINS = [
+  {
+    name: "claude",
+    adapter: "claude-code-acp",
+    npm: "@zed-industries/claude-code-acp",
+    keyVariable: "ANTHROPIC_API_KEY",
+    login: ["claude", "/login"],
+    loginFile: ".claude/.credentials.json",
+    authError: "Authentication required: set ANTHROPIC_API_KEY or log in with `claude /login`",
+  },
+  {
+    name: "codex",
+    adapter: "codex-acp",
+    npm: "@zed-industries/codex-acp",
+    keyVariable: "CODEX_API_KEY",
+    login: ["codex", "login", "--device-auth"],
+    loginFile: ".codex/auth.json",
+    authError: "Authentication required: set CODEX_API_KEY or log in with `codex login`",
+  },
+  {
+    name: "gemini",
+    adapter: "gemini",
+    npm: "@google/gemini-cli",
+    keyVariable: "GEMINI_API_KEY",
+    login: ["gemini"],
+    loginFile: ".gemini/oauth_creds.json",
+    authError: "Authentication required: set GEMINI_API_KEY or log in with Google",
+  },
+] as const;
+
+type Builtin = (typeof FAKE_BUILTINS)[number];
+
+const builtin = (name: unknown): Builtin | undefined => FAKE_BUILTINS.find((b) => b.name === name);
+
+/** Every program of the built-in agents: what the default image has on PATH. */
+const ALL_AGENT_PROGRAMS = FAKE_BUILTINS.flatMap((b) => [b.adapter, b.login[0]]);
+
+function readinessSummary(b: Builtin, installed: boolean, key: boolean, login: boolean): string {
+  if (!installed) return `This workspace's image has no ${b.adapter} (the default image sam-workspace:latest has it).`;
+  if (key && login) return "Ready: API key stored, and logged in.";
+  if (key) return `Ready: API key stored (passed as ${b.keyVariable}).`;
+  if (login) return "Ready: logged in.";
+  return `Needs an API key (${b.keyVariable}) or a login (\`${b.login.join(" ")}\`).`;
+}
+
+/**
+ * Ids are unique across fakes, so what a screen remembers for the window's life
+ * (a workspace's tabs) never matches a later test's new terminal or session.
+ */
+let nextId = 100;
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -113,9 +168,13 @@ export class FakeSam {
   terminals: TerminalRec[] = [];
   sessions: SessionRec[] = [];
   files: Record<string, Record<string, string>> = {};
+  /** Per workspace: the programs its image has on PATH (agents' adapters and CLIs). */
+  programs: Record<string, Set<string>> = {};
+  /** Per workspace: files under the user's home (the home volume), e.g. agents' logins. */
+  homes: Record<string, Record<string, string>> = {};
   events: Event[] = [];
   knownHosts = new Set<string>();
-  settings: Omit<Settings, "hetznerTokenSet"> = {
+  settings: Omit<Settings, "hetznerTokenSet" | "agentKeys"> = {
     staleSeconds: 30,
     maxNodes: 10,
     maxWorkspaces: 10,
@@ -130,10 +189,11 @@ export class FakeSam {
   /** The keychain: the fake keeps the token here and never answers with it. */
   private keychain: Record<string, string> = {};
   signals: ChannelLike | null = null;
+  /** Test hook: commands that fail with this error until deleted from the map. */
+  failures = new Map<string, { code: string; message: string; hint: string | null }>();
   stepMs: number;
   latencyMs: number;
   private channelIndex = new Map<number, number>();
-  private ids = 100;
 
   constructor(opts: FakeOptions = {}) {
     this.stepMs = opts.stepMs ?? 0;
@@ -153,6 +213,7 @@ export class FakeSam {
         events: null,
         line: "",
         input: [],
+        login: null,
       });
     }
     for (const id of opts.held ?? []) {
@@ -195,8 +256,8 @@ export class FakeSam {
   }
 
   private id(prefix: string): string {
-    this.ids += 1;
-    return `${prefix}${this.ids.toString(36)}`;
+    nextId += 1;
+    return `${prefix}${nextId.toString(36)}`;
   }
 
   private sleep(ms = this.stepMs): Promise<void> {
@@ -314,6 +375,12 @@ export class FakeSam {
       "src/util/strings.ts": "export const trim = (s: string) => s.trim();\n",
     };
     this.files["w-ml"] = { "train.py": "print('training')\n" };
+    // api's image has claude and codex (their adapters and CLIs), not gemini;
+    // claude is logged in (its login lives in the home volume), codex is not.
+    this.programs["w-api"] = new Set(["claude-code-acp", "claude", "codex-acp", "codex"]);
+    this.homes["w-api"] = { ".claude/.credentials.json": '{"claudeAiOauth":"…"}' };
+    this.programs["w-web"] = new Set();
+    this.programs["w-ml"] = new Set();
     this.events = [
       { id: "ev-3", type: "workspace.created", level: "info", nodeId: "n-local", workspaceId: "w-api", message: "Workspace api is running.", createdAt: iso(86_000_000) },
       { id: "ev-2", type: "node.health", level: "warn", nodeId: "n-build", message: "build-box is stale: no heartbeat for 75 s.", createdAt: iso(45_000) },
@@ -326,6 +393,8 @@ export class FakeSam {
   async handle(cmd: string, args: unknown, headers: Record<string, string> | null): Promise<unknown> {
     this.calls.push({ cmd, args, headers, at: Date.now() });
     if (this.latencyMs) await this.sleep(this.latencyMs);
+    const failure = this.failures.get(cmd);
+    if (failure) throw { ...failure };
     try {
       return await this.route(cmd, (args ?? {}) as Record<string, unknown>, headers);
     } catch (e) {
@@ -354,7 +423,42 @@ export class FakeSam {
   }
 
   private publicSettings(): Settings {
-    return { ...this.settings, hetznerTokenSet: "hetzner-token" in this.keychain };
+    return {
+      ...this.settings,
+      hetznerTokenSet: "hetzner-token" in this.keychain,
+      agentKeys: FAKE_BUILTINS.filter((b) => `agent-key-${b.name}` in this.keychain).map((b) => b.name),
+    };
+  }
+
+  /** For tests: whether the keychain holds this exact key for the agent. */
+  agentKeyIs(agent: string, key: string): boolean {
+    return this.keychain[`agent-key-${agent}`] === key;
+  }
+
+  /** As `list_agents`: the built-in agents of a workspace, from its image, the keychain and its home. */
+  readiness(workspace: string): AgentReadiness[] {
+    const programs = this.programs[workspace] ?? new Set<string>();
+    const home = this.homes[workspace] ?? {};
+    return FAKE_BUILTINS.map((b) => {
+      const installed = programs.has(b.adapter);
+      const keyStored = `agent-key-${b.name}` in this.keychain;
+      const loggedIn = !!home[b.loginFile];
+      return {
+        name: b.name,
+        state: !installed ? "missing" : keyStored || loggedIn ? "ready" : "needs_setup",
+        installed,
+        keyStored,
+        loggedIn,
+        keyVariable: b.keyVariable,
+        loginCommand: [...b.login],
+        loginAvailable: programs.has(b.login[0]),
+        summary: readinessSummary(b, installed, keyStored, loggedIn),
+      };
+    });
+  }
+
+  private notBuiltin(agent: unknown): Fail {
+    return fail("invalid_input", `"${String(agent)}" is not a built-in agent; SAM knows ${FAKE_BUILTINS.map((b) => b.name).join(", ")}.`);
   }
 
   /** For tests: whether the keychain holds this exact token. */
@@ -564,6 +668,7 @@ export class FakeSam {
         ]);
         w.status = "running";
         this.files[id] = { "README.md": `# ${name}\n` };
+        this.programs[id] = new Set(w.image.startsWith("sam-workspace") ? ALL_AGENT_PROGRAMS : []);
         this.recount(n.id);
         this.event({ type: "workspace.created", nodeId: n.id, workspaceId: id, message: `Workspace ${name} is running.` });
         return structuredClone(w);
@@ -618,6 +723,36 @@ export class FakeSam {
           events: null,
           line: "",
           input: [],
+          login: null,
+        };
+        this.terminals.push(t);
+        return this.terminalView(t);
+      }
+      case "open_login_terminal": {
+        const b = builtin(a.agent);
+        if (!b) throw this.notBuiltin(a.agent);
+        const w = this.ws(a.workspace);
+        if (w.status !== "running") throw fail("conflict", `${w.displayName} is not running.`, "Start the workspace first.");
+        const has = this.programs[w.id]?.has(b.login[0]) ?? false;
+        const banner = !has
+          ? `sh: 1: ${b.login[0]}: not found\r\n`
+          : b.name === "codex"
+            ? "Welcome to Codex.\r\n\r\nTo sign in with ChatGPT, open https://auth.openai.com/codex/device\r\nand enter this one-time code: FAKE-1234\r\n\r\nWaiting for you to finish signing in…\r\n"
+            : `Opening the ${b.name} login…\r\nFollow the link it prints, then come back here.\r\n`;
+        const t: TerminalRec = {
+          id: this.id("t-"),
+          workspaceId: w.id,
+          cols: Number(a.cols),
+          rows: Number(a.rows),
+          createdAt: new Date().toISOString(),
+          exited: !has,
+          exitCode: has ? null : 127,
+          ring: Array.from(te.encode(banner)),
+          output: null,
+          events: null,
+          line: "",
+          input: [],
+          login: has ? b.name : null,
         };
         this.terminals.push(t);
         return this.terminalView(t);
@@ -628,6 +763,12 @@ export class FakeSam {
         t.events = a.events as ChannelLike;
         if (t.ring.length) this.send(t.output, new Uint8Array(t.ring).buffer);
         this.send(t.events, { type: "ready" } satisfies TerminalServerFrame);
+        if (t.exited) this.send(t.events, { type: "exit", code: t.exitCode ?? 0 } satisfies TerminalServerFrame);
+        // A login "completes" a while after it is shown (the person signs in in a browser).
+        if (t.login && this.stepMs > 0) {
+          const id = t.id;
+          setTimeout(() => this.completeLogin(id), this.stepMs * 10);
+        }
         return null;
       }
       case "terminal_input": {
@@ -635,6 +776,11 @@ export class FakeSam {
         const t = this.terminal(headers.workspace, headers.terminal);
         const bytes = a instanceof Uint8Array ? a : new Uint8Array(a as unknown as ArrayBuffer);
         t.input.push(...bytes);
+        if (t.login) {
+          // Ctrl+C interrupts the login; other keys go to the login program (ignored).
+          if (bytes.includes(3)) this.exitTerminal(t, "^C\r\n", 130);
+          return null;
+        }
         this.echo(t, bytes);
         return null;
       }
@@ -662,12 +808,23 @@ export class FakeSam {
         return this.sessions.filter((s) => s.workspaceId === a.workspace).map((s) => this.sessionView(s));
       case "new_session": {
         const w = this.ws(a.workspace);
+        const agent = (a.agent as string | undefined) ?? "claude";
+        // A built-in agent the image lacks, or without a key or a login, ends
+        // `error` in its handshake, in its own words (as the node's agent does).
+        const b = builtin(agent);
+        const ready = b ? this.readiness(w.id).find((r) => r.name === agent) : undefined;
+        const failure =
+          !b || !ready || ready.state === "ready"
+            ? null
+            : ready.state === "missing"
+              ? `The workspace's image has no ${b.adapter}, which the ${b.name} agent needs: use sam-workspace:latest, or add the npm package ${b.npm} (and Node.js 20 or newer) to the image`
+              : b.authError;
         const s: SessionRec = {
           id: this.id("s-"),
           workspaceId: w.id,
           label: (a.label as string | undefined) ?? "",
-          agent: (a.agent as string | undefined) ?? "claude",
-          status: "running",
+          agent,
+          status: failure ? "starting" : "running",
           attached: false,
           watchers: 0,
           createdAt: new Date().toISOString(),
@@ -679,10 +836,19 @@ export class FakeSam {
           turn: 0,
         };
         this.sessions.push(s);
-        return this.sessionView(s);
+        const view = this.sessionView(s);
+        if (failure) setTimeout(() => this.failSession(s, failure), this.stepMs * 2);
+        return view;
       }
       case "attach_session": {
         const s = this.session(a.session);
+        if (s.status === "stopped" || s.status === "error") {
+          throw fail(
+            "session_not_running",
+            `The agent session ${s.id} has stopped.`,
+            "`sam session history SID` shows its conversation; `sam session new WS` starts another.",
+          );
+        }
         if ((s.heldElsewhere || s.channel) && !a.takeover) {
           throw fail(
             "session_already_attached",
@@ -746,6 +912,26 @@ export class FakeSam {
         return null;
       case "clear_hetzner_token":
         delete this.keychain["hetzner-token"];
+        return null;
+      case "list_agents": {
+        const w = this.ws(a.workspace);
+        if (w.status !== "running") throw fail("conflict", `${w.displayName} is not running.`, "Start the workspace first.");
+        await this.sleep();
+        return this.readiness(w.id);
+      }
+      case "set_agent_key": {
+        if (!builtin(a.agent)) throw this.notBuiltin(a.agent);
+        const key = String(a.key ?? "").trim();
+        if (!key) throw fail("invalid_input", "The key is empty.");
+        if (key.length > 4096 || /[\s\u0000-\u001f]/.test(key)) {
+          throw fail("invalid_input", "That is not an API key: it has spaces, line breaks or is too long.");
+        }
+        this.keychain[`agent-key-${String(a.agent)}`] = key;
+        return null;
+      }
+      case "clear_agent_key":
+        if (!builtin(a.agent)) throw this.notBuiltin(a.agent);
+        delete this.keychain[`agent-key-${String(a.agent)}`];
         return null;
       case "subscribe":
         this.signals = a.signals as ChannelLike;
@@ -862,6 +1048,24 @@ export class FakeSam {
     this.terminalOutputRaw(t, out);
   }
 
+  private exitTerminal(t: TerminalRec, text: string, code: number) {
+    if (t.exited) return;
+    this.terminalOutputRaw(t, text);
+    t.exited = true;
+    t.exitCode = code;
+    t.login = null;
+    this.send(t.events, { type: "exit", code } satisfies TerminalServerFrame);
+  }
+
+  /** Test hook (and, paced, the browser fake): the login in a "Log in" terminal succeeds. */
+  completeLogin(id: string) {
+    const t = this.terminals.find((x) => x.id === id);
+    const b = builtin(t?.login);
+    if (!t || !b || t.exited) return;
+    (this.homes[t.workspaceId] ??= {})[b.loginFile] = '{"tokens":"…"}';
+    this.exitTerminal(t, "\r\nSuccessfully logged in.\r\n", 0);
+  }
+
   private terminalOutputRaw(t: TerminalRec, text: string) {
     const bytes = te.encode(text);
     t.ring.push(...bytes);
@@ -878,7 +1082,10 @@ export class FakeSam {
 
   private sessionView(s: SessionRec): AgentSession {
     const { frames: _f, seq: _s, channel: _c, heldElsewhere: _h, pendingPermission: _p, turn: _t, ...v } = s;
-    return { ...v, attached: !!s.channel || s.heldElsewhere };
+    const view: AgentSession = { ...v, attached: !!s.channel || s.heldElsewhere };
+    // As on the wire: present only when true.
+    if (s.pendingPermission !== null && s.status === "running") view.permissionPending = true;
+    return view;
   }
 
   /** Test hook: mark a session as held by another client. */
@@ -1010,8 +1217,31 @@ export class FakeSam {
     }
   }
 
+  /** The agent's handshake failed: `agent.error`, then `session.stopped` with reason error. */
+  private failSession(s: SessionRec, message: string) {
+    if (s.status === "stopped" || s.status === "error") return;
+    this.emit(s, { type: "agent.error", message });
+    s.status = "error";
+    s.stopReason = "error";
+    s.error = message;
+    s.stoppedAt = new Date().toISOString();
+    this.emit(s, { type: "session.stopped", reason: "error" });
+    const w = this.workspaces.find((x) => x.id === s.workspaceId);
+    if (w) {
+      this.event({
+        type: "session.stopped",
+        level: "error",
+        nodeId: w.node,
+        workspaceId: w.id,
+        sessionId: s.id,
+        message: `Agent session ${JSON.stringify(s.label)} ended: ${message}`,
+        detail: { reason: "error" },
+      });
+    }
+  }
+
   private stopSession(s: SessionRec, reason: AgentSession["stopReason"] & string) {
-    if (s.status === "stopped") return;
+    if (s.status === "stopped" || s.status === "error") return;
     s.status = "stopped";
     s.stopReason = reason;
     s.stoppedAt = new Date().toISOString();

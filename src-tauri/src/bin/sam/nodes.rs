@@ -26,8 +26,16 @@ pub enum NodeCmd {
     Show { node: String },
     /// Stop every workspace on the node, then the node.
     Stop { node: String },
-    /// Start a stopped node.
+    /// Start a stopped node (and upgrade its agent if it is older than this one's).
     Start { node: String },
+    /// Replace the node's sam-agent by this SAM's when it is older; terminals and
+    /// agent sessions live on.
+    Upgrade {
+        node: String,
+        /// Install this SAM's agent even when the node's is the same or newer.
+        #[arg(long)]
+        force: bool,
+    },
     /// List the Hetzner Cloud server types, locations and images a node can use.
     HetznerOptions,
     /// Delete the node's workspaces and remove the node.
@@ -124,7 +132,10 @@ fn human(n: &Node) -> String {
         word(&n.status),
         n.health.map(|h| word(&h)).unwrap_or_else(|| "-".into()),
         ago(n.last_seen_at),
-        n.agent_version.as_deref().unwrap_or("-"),
+        match &n.agent_version {
+            Some(v) => sam_desktop::nodes::upgrade::describe(v, n.agent_build.as_deref()),
+            None => "-".into(),
+        },
         n.workspaces.total,
         n.workspaces.running,
         n.cert_fingerprint.as_deref().unwrap_or("- (loopback)"),
@@ -297,6 +308,10 @@ pub async fn run(sam: &Sam, out: &Out, cmd: NodeCmd) -> Result<Outcome, sam_desk
         }
         NodeCmd::Start { node } => {
             let n = sam.start_node(&node, &Steps).await?;
+            out.one(&n, || human(&n));
+        }
+        NodeCmd::Upgrade { node, force } => {
+            let n = sam.upgrade_node(&node, force, &Steps).await?;
             out.one(&n, || human(&n));
         }
         NodeCmd::Rm { node, forget: true } => {

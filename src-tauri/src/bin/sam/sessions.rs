@@ -29,6 +29,8 @@ pub enum SessionCmd {
     New(NewArgs),
     /// List a workspace's agent sessions.
     Ls { ws: String },
+    /// The built-in agents of a workspace: in its image, key stored, logged in.
+    Agents { ws: String },
     /// Show one session.
     Show { sid: String },
     /// Stop a session (its history stays readable).
@@ -125,6 +127,18 @@ pub async fn run(sam: &Sam, out: &Out, cmd: SessionCmd) -> Result<Outcome, Error
                 },
             );
         }
+        SessionCmd::Agents { ws } => {
+            let list = sam.agents(&ws).await?;
+            out.list(&list, &["AGENT", "STATE", "KEY", "LOGIN", "NEXT"], |a| {
+                vec![
+                    a.name.clone(),
+                    word(&a.state),
+                    if a.key_stored { "stored" } else { "-" }.into(),
+                    if a.logged_in { "yes" } else { "-" }.into(),
+                    a.summary.clone(),
+                ]
+            });
+        }
         SessionCmd::Show { sid } => {
             let s = sam.show_session(&sid).await?;
             out.one(&s, || human(&s));
@@ -196,6 +210,9 @@ fn env_values(pairs: &[String]) -> Result<std::collections::BTreeMap<String, Str
 }
 
 fn status_words(s: &AgentSession) -> String {
+    if s.permission_pending && s.status == SessionStatus::Running {
+        return "waiting for you".into();
+    }
     match s.stop_reason {
         Some(r) if !matches!(s.status, SessionStatus::Starting | SessionStatus::Running) => {
             format!("{} ({})", word(&s.status), word(&r))

@@ -108,13 +108,13 @@ pub async fn run(sam: &Sam, out: &Out, cmd: SettingsCmd) -> Result<Outcome, sam_
             }
         }
         SettingsCmd::AgentKey { name, clear } => {
-            let key = agent_key_secret(&name)?;
+            agent_key_secret(&name)?;
             if clear {
-                sam.secrets().delete(&key).await?;
+                sam.clear_agent_key(&name).await?;
                 eprintln!("The {name} key was removed.");
             } else {
                 let value = read_secret(&format!("{name} API key"))?;
-                sam.secrets().set(&key, &value).await?;
+                sam.set_agent_key(&name, &value).await?;
                 eprintln!("The {name} key is stored in {}.", sam.secrets().describe());
             }
         }

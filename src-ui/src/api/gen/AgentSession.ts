@@ -6,4 +6,9 @@ export type AgentSession = { id: string, workspaceId: string, label: string,
 /**
  * The agent's name, or null for a `command` session.
  */
-agent: string | null, status: SessionStatus, attached: boolean, watchers: number, createdAt: string, stoppedAt?: string | null, stopReason?: StopReason | null, error?: string | null, };
+agent: string | null, status: SessionStatus, attached: boolean, watchers: number, createdAt: string, stoppedAt?: string | null, stopReason?: StopReason | null, error?: string | null, 
+/**
+ * Extension (docs/protocol.md): a permission request of the agent waits for
+ * an answer — the session is "waiting for you". Absent when false.
+ */
+permissionPending?: boolean, };

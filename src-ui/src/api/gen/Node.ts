@@ -13,4 +13,9 @@ export type Node = { id: string, name: string, provider: Provider, address: stri
 /**
  * `None` for a node stopped on purpose (no health alarm for it).
  */
-health: Health | null, lastSeenAt: string | null, agentVersion: string | null, certFingerprint: string | null, workspaces: WorkspaceCounts, limits: Limits | null, providerIds: JsonValue | null, };
+health: Health | null, lastSeenAt: string | null, agentVersion: string | null, 
+/**
+ * The agent's build: the start of its executable's SHA-256 (absent when the
+ * agent does not say; docs/protocol.md).
+ */
+agentBuild?: string | null, certFingerprint: string | null, workspaces: WorkspaceCounts, limits: Limits | null, providerIds: JsonValue | null, };

@@ -12,4 +12,10 @@ export type NodeInfo = { nodeId: string, version: string, startedAt: string, doc
 /**
  * The data dir's file system.
  */
-disk?: Capacity | null, };
+disk?: Capacity | null, 
+/**
+ * Extension: the first 16 hex digits of the SHA-256 of the agent's own
+ * executable, telling two builds of one version apart (docs/protocol.md).
+ * Absent from agents older than the field.
+ */
+build?: string | null, };

@@ -12,4 +12,8 @@ autoLocal: boolean, stateDir: string,
 /**
  * Where secrets are kept, in words.
  */
-secretStore: string, hetznerTokenSet: boolean, };
+secretStore: string, hetznerTokenSet: boolean, 
+/**
+ * The built-in agents whose API key is stored (never the keys).
+ */
+agentKeys: Array<string>, };
