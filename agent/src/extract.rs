@@ -70,3 +70,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .map_err(|e| ApiError::bad_request(format!("The query string is not valid: {e}.")))
     }
 }
+
+/// A request's `env` (for a workspace's container or an agent process): POSIX
+/// variable names, no NUL in values, at most `max_entries` entries and
+/// `max_bytes` of names and values together.
+pub fn validate_env(
+    env: &std::collections::BTreeMap<String, String>,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Result<(), ApiError> {
+    if env.len() > max_entries {
+        return Err(ApiError::bad_request(format!(
+            "env has more than {max_entries} entries"
+        )));
+    }
+    let mut bytes = 0;
+    for (k, v) in env {
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ApiError::bad_request(format!(
+                "env name {k:?} is not a valid variable name"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "env {k} contains a NUL byte"
+            )));
+        }
+        bytes += k.len() + v.len();
+    }
+    if bytes > max_bytes {
+        return Err(ApiError::bad_request(format!(
+            "env is larger than {} KiB",
+            max_bytes / 1024
+        )));
+    }
+    Ok(())
+}

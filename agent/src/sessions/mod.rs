@@ -469,7 +469,7 @@ impl Sessions {
             }
         };
         let env = req.env.clone().unwrap_or_default();
-        validate_env(&env)?;
+        crate::extract::validate_env(&env, MAX_ENV_ENTRIES, MAX_ENV_BYTES)?;
         let label = if label.is_empty() {
             agent
                 .clone()
@@ -738,35 +738,4 @@ impl Sessions {
         out.push('}');
         out
     }
-}
-
-fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if env.len() > MAX_ENV_ENTRIES {
-        return Err(ApiError::bad_request(format!(
-            "env has more than {MAX_ENV_ENTRIES} entries"
-        )));
-    }
-    let mut bytes = 0;
-    for (k, v) in env {
-        let valid = k
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(ApiError::bad_request(format!(
-                "env name {k:?} is not a valid variable name"
-            )));
-        }
-        if v.contains('\0') {
-            return Err(ApiError::bad_request(format!(
-                "env {k} contains a NUL byte"
-            )));
-        }
-        bytes += k.len() + v.len();
-    }
-    if bytes > MAX_ENV_BYTES {
-        return Err(ApiError::bad_request("env is larger than 32 KiB"));
-    }
-    Ok(())
 }

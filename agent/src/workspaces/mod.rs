@@ -453,7 +453,7 @@ impl Workspaces {
             return Err(ApiError::bad_request("gitToken is not a valid token"));
         }
         let env = req.env.unwrap_or_default();
-        validate_env(&env)?;
+        crate::extract::validate_env(&env, MAX_ENV_ENTRIES, MAX_ENV_BYTES)?;
         self.require_docker().await?;
 
         let now = crate::now();
@@ -1473,37 +1473,6 @@ fn needs_container(r: &Record, what: &str) -> Result<(), ApiError> {
             ),
         ))
     }
-}
-
-fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if env.len() > MAX_ENV_ENTRIES {
-        return Err(ApiError::bad_request(format!(
-            "env has more than {MAX_ENV_ENTRIES} entries"
-        )));
-    }
-    let mut bytes = 0;
-    for (k, v) in env {
-        let valid = k
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(ApiError::bad_request(format!(
-                "env name {k:?} is not a valid variable name"
-            )));
-        }
-        if v.contains('\0') {
-            return Err(ApiError::bad_request(format!(
-                "env {k} contains a NUL byte"
-            )));
-        }
-        bytes += k.len() + v.len();
-    }
-    if bytes > MAX_ENV_BYTES {
-        return Err(ApiError::bad_request("env is larger than 64 KiB"));
-    }
-    Ok(())
 }
 
 /// The home directory of `user` (a name or uid, optionally `:group`; empty is

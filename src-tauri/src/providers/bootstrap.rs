@@ -39,6 +39,7 @@ use serde_json::json;
 use crate::agent_client::NodeClient;
 use crate::api::{Progress, Sam};
 use crate::error::{Error, Result, code};
+use crate::nodes::NodeRecord;
 
 /// The agent's port on SSH and Hetzner nodes unless told otherwise.
 pub const DEFAULT_AGENT_PORT: u16 = 7420;
@@ -1108,6 +1109,52 @@ pub async fn probe(sam: &Sam, node_id: &str, address: &str, fingerprint: &str) -
         Ok(info) => Probe::Ours(info),
         Err(e) => Probe::Other(e),
     })
+}
+
+/// Starts the node's agent over `remote` unless ours answers already, and waits
+/// for it with the pinned certificate (recording what it says and, for a plain
+/// process, its pid). An agent SAM cannot trust, or that does not answer, is not
+/// left running.
+pub async fn start_agent(
+    sam: &Sam,
+    remote: &Remote,
+    install: &Install,
+    node: &mut NodeRecord,
+    fingerprint: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    match probe(sam, &node.id, &node.address, fingerprint).await? {
+        Probe::Ours(info) => {
+            progress.step("The agent is running already.");
+            node.saw_agent(&info);
+            return Ok(());
+        }
+        Probe::Other(e) => return Err(e),
+        Probe::Nothing => {}
+    }
+    progress.step(&format!(
+        "Starting sam-agent on port {} ({}).",
+        install.agent_port,
+        match &install.service {
+            Service::Systemd { unit } => format!("systemd unit {unit}"),
+            Service::Process => "a detached process".into(),
+        }
+    ));
+    let pid = install.start(remote).await?;
+    progress.step(&format!("Waiting for the agent at {}.", node.address));
+    match wait_started(sam, remote, install, &node.address, fingerprint).await {
+        Ok(info) => {
+            node.saw_agent(&info);
+            if let Some(pid) = pid {
+                node.provider_ids["pid"] = json!(pid);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = install.stop(remote).await;
+            Err(e)
+        }
+    }
 }
 
 /// Waits until a just-started agent answers at `address` with the pinned

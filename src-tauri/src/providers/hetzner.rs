@@ -58,8 +58,7 @@ use serde_json::json;
 
 use self::api::{Cloud, Failure, TokenSource};
 use super::bootstrap::{
-    self, DEFAULT_AGENT_PORT, HostKey, Install, Probe, Remote, Service, SshTarget,
-    UNSUPPORTED_SERVER,
+    self, DEFAULT_AGENT_PORT, HostKey, Install, Remote, SshTarget, UNSUPPORTED_SERVER,
 };
 use super::{AgentFile, NodeProvider};
 use crate::api::settings::HETZNER_TOKEN;
@@ -1164,43 +1163,8 @@ impl NodeProvider for Hetzner {
         let remote = connect_when_up(&r.target, &key, &r.host_key, BOOT_TIMEOUT, OtherKey::Refuse)
             .await
             .map_err(|e| ssh_error(node, e))?;
-        let result = async {
-            match bootstrap::probe(sam, &node.id, &node.address, &fingerprint).await? {
-                Probe::Ours(info) => {
-                    progress.step("The agent is running already.");
-                    node.saw_agent(&info);
-                    return Ok(());
-                }
-                Probe::Other(e) => return Err(e),
-                Probe::Nothing => {}
-            }
-            progress.step(&format!(
-                "Starting sam-agent on port {} ({}).",
-                r.install.agent_port,
-                match &r.install.service {
-                    Service::Systemd { unit } => format!("systemd unit {unit}"),
-                    Service::Process => "a detached process".into(),
-                }
-            ));
-            let pid = r.install.start(&remote).await?;
-            progress.step(&format!("Waiting for the agent at {}.", node.address));
-            match bootstrap::wait_started(sam, &remote, &r.install, &node.address, &fingerprint)
-                .await
-            {
-                Ok(info) => {
-                    node.saw_agent(&info);
-                    if let Some(pid) = pid {
-                        node.provider_ids["pid"] = json!(pid);
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    let _ = r.install.stop(&remote).await;
-                    Err(e)
-                }
-            }
-        }
-        .await;
+        let result =
+            bootstrap::start_agent(sam, &remote, &r.install, node, &fingerprint, progress).await;
         remote.close().await;
         result
     }

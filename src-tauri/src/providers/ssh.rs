@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use sam_protocol::NodeInfo;
 use serde_json::json;
 
-use super::bootstrap::{
-    self, DEFAULT_AGENT_PORT, HostKey, Install, Probe, Remote, Service, SshTarget,
-};
+use super::bootstrap::{self, DEFAULT_AGENT_PORT, HostKey, Install, Remote, SshTarget};
 use super::{AgentFile, NodeProvider};
 use crate::api::{Progress, Sam};
 use crate::error::{Error, Result, code};
@@ -336,45 +334,8 @@ impl NodeProvider for Ssh {
             Error::internal(format!("The node {} has no pinned certificate.", node.name))
         })?;
         let remote = connect(node, &r).await?;
-        let result = async {
-            match bootstrap::probe(sam, &node.id, &node.address, &fingerprint).await? {
-                Probe::Ours(info) => {
-                    progress.step("The agent is running already.");
-                    node.saw_agent(&info);
-                    return Ok(());
-                }
-                Probe::Other(e) => return Err(e),
-                Probe::Nothing => {}
-            }
-            progress.step(&format!(
-                "Starting sam-agent on port {} ({}).",
-                r.install.agent_port,
-                match &r.install.service {
-                    Service::Systemd { unit } => format!("systemd unit {unit}"),
-                    Service::Process => "a detached process".into(),
-                }
-            ));
-            let pid = r.install.start(&remote).await?;
-            progress.step(&format!("Waiting for the agent at {}.", node.address));
-            match bootstrap::wait_started(sam, &remote, &r.install, &node.address, &fingerprint)
-                .await
-            {
-                Ok(info) => {
-                    node.saw_agent(&info);
-                    if let Some(pid) = pid {
-                        node.provider_ids["pid"] = json!(pid);
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    // An agent SAM cannot trust (or that does not answer) is not
-                    // left running.
-                    let _ = r.install.stop(&remote).await;
-                    Err(e)
-                }
-            }
-        }
-        .await;
+        let result =
+            bootstrap::start_agent(sam, &remote, &r.install, node, &fingerprint, progress).await;
         remote.close().await;
         result.map_err(|e| {
             if e.is(code::CERTIFICATE_CHANGED) {
