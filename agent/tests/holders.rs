@@ -571,3 +571,28 @@ async fn twenty_restarts_with_sessions_lose_nothing_and_a_lost_holder_is_explain
     assert_eq!(last["type"], "session.stopped");
     agent.delete(&ws.id).await;
 }
+
+/// An upgrade renames the new binary over the running one's path before the
+/// restart; terminals opened in between still get their holder (from the
+/// running image, not the path).
+#[tokio::test]
+async fn holders_start_while_the_binary_is_being_replaced() {
+    let bin = tempfile::tempdir().unwrap();
+    let path = bin.path().join("sam-agent");
+    std::fs::copy(AGENT, &path).unwrap();
+    let agent = Agent::start_binary(Some(path.clone()), Options::default()).await;
+    let ws = agent.running("replaced").await;
+    let next = bin.path().join("sam-agent.new");
+    std::fs::copy(AGENT, &next).unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    let t = terminal(&agent, &ws.id, Some("echo still-$((40+2)); sleep 30")).await;
+    let mut s = connect(&agent, &format!("/workspaces/{}/terminals/{t}/ws", ws.id)).await;
+    let (replay, live) = replay_and_live(&mut s, Duration::from_millis(800)).await;
+    let all = [replay, live].concat();
+    assert!(
+        String::from_utf8_lossy(&all).contains("still-42"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    agent.delete(&ws.id).await;
+}

@@ -196,5 +196,7 @@ export async function runAll() {
   console.log(
     `\n${results.length - failed.length} passed, ${failed.length} failed, in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${artifacts}`,
   );
+  // Repeated last, so a log cut to its tail still says what failed and why.
+  for (const f of failed) console.log(`  failed: ${f.name}: ${String(f.error?.message ?? f.error).split("\n")[0]}`);
   if (failed.length || results.length === 0) process.exit(1);
 }

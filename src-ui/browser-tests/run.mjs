@@ -10,13 +10,31 @@ const text = (page, sel) => page.locator(sel).innerText();
 /** The sidebar row of a node or workspace, by its exact name. */
 const side = (page, name) => page.locator(".sidebar .tree-label", { hasText: new RegExp(`^\\s*${name}\\s*!?$`) });
 
-/** Waits for a progress step to be the running one (checked every frame: steps can be short). */
+/**
+ * Records, from now on, the text of every progress step that is ever the
+ * running one. A MutationObserver sees every commit, so a step shorter than a
+ * frame on a loaded machine is not missed (polling for it once raced and lost).
+ */
+function watchSteps(page) {
+  return page.evaluate(() => {
+    const seen = (window.__stepsSeen = []);
+    const record = () => {
+      for (const e of document.querySelectorAll(".step.running")) seen.push(e.textContent);
+    };
+    new MutationObserver(record).observe(document.body, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ["class"],
+      characterData: true,
+    });
+    record();
+  });
+}
+
+/** Waits until a step containing `text` has been the running one (see watchSteps). */
 function runningStep(page, text) {
-  return page.waitForFunction(
-    (t) => [...document.querySelectorAll(".step.running")].some((e) => e.textContent.includes(t)),
-    text,
-    { polling: "raf" },
-  );
+  return page.waitForFunction((t) => (window.__stepsSeen ?? []).some((s) => s.includes(t)), text);
 }
 
 /** Concatenates the raw bodies of every terminal_input call (Uint8Array → bytes). */
@@ -96,6 +114,7 @@ test("add an SSH node: host key prompt, then progress", async ({ open }) => {
   assert.match(await ask.innerText(), /SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8/);
   await shot(page, "04-add-ssh-host-key");
   assert.equal(await dialog.locator(".step.failed").count(), 0, "an unknown host key is a question, not a failure");
+  await watchSteps(page);
   await ask.getByRole("button", { name: "Trust this key and connect" }).click();
   await runningStep(page, "Uploading sam-agent");
   await shot(page, "05-add-ssh-progress");
@@ -130,6 +149,7 @@ test("add a Hetzner node: token, server type, location, progress", async ({ open
   await form.getByLabel("Location").selectOption("hel1");
   await form.getByLabel("Image").selectOption("debian-12");
   assert.match(await form.innerText(), /4 vCPU · 8 GB RAM · 80 GB disk · x86/);
+  await watchSteps(page);
   await form.getByRole("button", { name: "Create server" }).click();
   await runningStep(page, "Installing Docker");
   assert.ok((await form.locator(".step.done").count()) >= 3);
@@ -160,6 +180,7 @@ test("create a workspace from a repository, with progress", async ({ open }) => 
   await dialog.getByRole("radio", { name: "A git repository" }).click();
   await dialog.getByLabel("Repository URL").fill("https://github.com/example/scratch.git");
   await dialog.getByLabel("Branch (optional)").fill("dev");
+  await watchSteps(page);
   await dialog.getByRole("button", { name: "Create workspace" }).click();
   await runningStep(page, "Cloning https://github.com/example/scratch.git (dev).");
   await shot(page, "09-create-workspace-progress");

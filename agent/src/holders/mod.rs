@@ -101,9 +101,18 @@ pub async fn spawn(
         .append(true)
         .open(holders.join(format!("{name}.log")))
         .map_err(HolderError::Spawn)?;
-    let exe = std::env::current_exe().map_err(HolderError::Spawn)?;
+    // This very binary, even when an upgrade has just renamed another one over
+    // its path (then `current_exe()` names a file that is gone): the kernel
+    // keeps the running image reachable as /proc/self/exe.
+    let exe = Path::new("/proc/self/exe");
+    let exe = if exe.exists() {
+        exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(HolderError::Spawn)?
+    };
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg(subcommand)
+    cmd.arg0("sam-agent")
+        .arg(subcommand)
         .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::piped())
