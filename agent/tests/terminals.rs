@@ -593,6 +593,53 @@ async fn workspace_stop_ends_its_terminals() {
     agent.delete(&other.id).await;
 }
 
+/// A viewer slower than the output (a window busy drawing, a slow link) is
+/// waited for, not closed: it stops reading for 1.5 s at a time while `seq`
+/// writes far more than the socket buffers, the ring and the viewer's backlog
+/// hold, and still gets every line, in order, and no 1013.
+#[tokio::test]
+async fn a_slow_viewer_paces_the_output_and_misses_nothing() {
+    const LINES: u32 = 1_500_000;
+    let agent = Agent::start().await;
+    let ws = agent.running("term-pace").await;
+    let tid = shell(&agent, &ws.id).await;
+    let (mut v, _) = Viewer::open(&agent, &ws.id, &tid).await;
+    v.roundtrip("ready", 1, 1).await;
+    v.type_(&format!("seq 1 {LINES}; echo paced-$((40+2))\n"))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut reading_since = Instant::now();
+    let mut pauses = 0;
+    while find(
+        &v.pending[v.pending.len().saturating_sub(64)..],
+        b"paced-42\r\n",
+    )
+    .is_none()
+    {
+        assert!(
+            v.pump(deadline).await,
+            "closed with {:?} after {} bytes, {pauses} pauses",
+            v.closed,
+            v.all.len()
+        );
+        if reading_since.elapsed() > Duration::from_millis(300) {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            pauses += 1;
+            reading_since = Instant::now();
+        }
+    }
+    let expected: String = (1..=LINES).map(|n| format!("\r\n{n}")).collect();
+    let got = &v.pending;
+    assert!(pauses >= 2, "{pauses} pauses: not a flood");
+    assert!(
+        find(got, expected.as_bytes()).is_some(),
+        "a line is missing or out of order ({} bytes, {pauses} pauses)",
+        got.len()
+    );
+    v.roundtrip("after", 2, 3).await;
+    agent.delete(&ws.id).await;
+}
+
 #[tokio::test]
 async fn two_viewers_both_see_output_and_both_type() {
     let agent = Agent::start().await;

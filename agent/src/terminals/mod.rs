@@ -32,6 +32,15 @@ use ring::Ring;
 pub const RING_BYTES: usize = 2 << 20;
 /// Output chunks a viewer may fall behind before it is disconnected.
 const VIEWER_BACKLOG: usize = 256;
+/// Once the slowest viewer is this many chunks behind, the reader waits for it
+/// (and the process, its PTY full, for the reader): output goes at the pace of
+/// the viewers that keep reading, as over ssh, instead of closing a viewer that
+/// is merely slower than a flood (a window busy drawing, a slow link).
+const PACE_AT: usize = VIEWER_BACKLOG / 2;
+/// A viewer that makes no room for this long is stuck, not slow: output goes on
+/// without waiting (that viewer then falls behind and is closed with 1013) until
+/// the viewers are caught up again.
+const PACE_LIMIT: Duration = Duration::from_secs(2);
 /// Largest read from the PTY at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -67,6 +76,27 @@ pub struct Launch {
     pub argv: Vec<String>,
     pub cols: u16,
     pub rows: u16,
+}
+
+/// Waits while the slowest viewer is more than [`PACE_AT`] chunks behind, at most
+/// [`PACE_LIMIT`]; answers whether a viewer is stuck (then no waiting until the
+/// viewers are caught up again). `len()` is what the slowest receiver has not
+/// yet seen, so with no viewer (or only quick ones) this never waits.
+async fn pace(live: &broadcast::Sender<Output>, stuck: bool) -> bool {
+    if live.len() <= PACE_AT {
+        return false;
+    }
+    if stuck {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + PACE_LIMIT;
+    while live.len() > PACE_AT {
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,15 +151,19 @@ impl Terminal {
         let t = terminal.clone();
         tokio::spawn(async move {
             let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            let mut stuck = false;
             loop {
                 buf.reserve(READ_CHUNK);
                 match reader.read_buf(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         let chunk = buf.split().freeze();
-                        let mut screen = lock(&t.screen);
-                        screen.ring.push(&chunk);
-                        let _ = t.live.send(Output::Bytes(chunk));
+                        {
+                            let mut screen = lock(&t.screen);
+                            screen.ring.push(&chunk);
+                            let _ = t.live.send(Output::Bytes(chunk));
+                        }
+                        stuck = pace(&t.live, stuck).await;
                     }
                 }
             }
