@@ -15,6 +15,7 @@ pub mod holders;
 pub mod node;
 pub mod passwd;
 pub mod ports;
+pub mod process_group;
 pub mod sessions;
 pub mod state;
 pub mod store;

@@ -10,9 +10,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::default_image::*;
 use common::*;
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -21,17 +22,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// A dummy API key: proves the session's `env` reaches the vendor's API (the
-/// model server refuses any other), and must show up nowhere else.
-const KEY: &str = "sk-sam-test-7f3c9a1e-not-a-real-key";
-const SCRIPTED: &str = "Scripted reply from the local model server.";
-const MODEL_PORT: u16 = 18999;
 /// Real adapters start Node.js or a large binary: give them time.
 const SESSION_WAIT: Duration = Duration::from_secs(90);
-
-fn workspace_image() -> String {
-    std::env::var("SAM_WORKSPACE_IMAGE").unwrap_or_else(|_| "sam-workspace:latest".into())
-}
 
 /// An agent with the built-in agents only (claude, codex, gemini).
 async fn start_agent() -> Agent {
@@ -43,90 +35,6 @@ async fn default_workspace(agent: &Agent, name: &str) -> Workspace {
         .create(json!({"displayName": name, "image": workspace_image()}))
         .await;
     agent.wait_for(&ws.id, WorkspaceStatus::Running).await
-}
-
-fn container(ws: &str) -> String {
-    format!("sam-ws-{ws}")
-}
-
-fn home_volume(ws: &str) -> String {
-    format!("sam-ws-{ws}-home")
-}
-
-/// `sh -c script` in the workspace as its user (dev), stdout and stderr.
-fn sh(ws: &str, script: &str) -> String {
-    let (ok, out) = docker_exec(ws, None, script);
-    assert!(ok, "{script}: {out}");
-    out
-}
-
-/// Leaves the container with loopback only, so nothing in it reaches a vendor
-/// (it stays so across a restart).
-fn isolate(ws: &str) {
-    let name = container(ws);
-    let (ok, out) = docker(&["network", "disconnect", &name, &name]);
-    assert!(ok, "network disconnect: {out}");
-    assert_eq!(sh(ws, "ls /sys/class/net").trim(), "lo");
-}
-
-/// Copies the fixture `model-server` (a static binary from the fixtures image)
-/// into the workspace's container.
-fn install_model_server(ws: &str) {
-    let (ok, id) = docker(&["create", &fixture_image(), "/bin/true"]);
-    assert!(ok, "docker create: {id}");
-    let id = id.trim().to_string();
-    let mut out = Command::new("docker")
-        .args(["cp", &format!("{id}:/usr/local/bin/model-server"), "-"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("docker cp out");
-    let status = Command::new("docker")
-        .args(["cp", "-", &format!("{}:/usr/local/bin/", container(ws))])
-        .stdin(out.stdout.take().expect("stdout"))
-        .status()
-        .expect("docker cp in");
-    assert!(out.wait().expect("wait").success());
-    assert!(status.success(), "docker cp into the workspace");
-    let _ = docker(&["rm", "-f", &id]);
-}
-
-/// Starts the model server in the workspace (`docker exec -d`), on 127.0.0.1.
-fn start_model_server(ws: &str) {
-    let _ = docker_exec(ws, None, "rm -f /tmp/model-server.log");
-    let (ok, out) = docker(&[
-        "exec",
-        "-d",
-        "-e",
-        &format!("MODEL_SERVER_KEY={KEY}"),
-        &container(ws),
-        "model-server",
-        "--listen",
-        &format!("127.0.0.1:{MODEL_PORT}"),
-        "--reply",
-        SCRIPTED,
-        "--log",
-        "/tmp/model-server.log",
-    ]);
-    assert!(ok, "start the model server: {out}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !model_log(ws).contains("listening") {
-        assert!(Instant::now() < deadline, "the model server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn model_log(ws: &str) -> String {
-    docker_exec(ws, None, "cat /tmp/model-server.log 2>/dev/null").1
-}
-
-/// Points Codex (the built-in OpenAI provider) at the model server.
-fn configure_codex(ws: &str) {
-    sh(
-        ws,
-        &format!(
-            "mkdir -p ~/.codex && printf 'openai_base_url = \"http://127.0.0.1:{MODEL_PORT}/v1\"\\n' > ~/.codex/config.toml"
-        ),
-    );
 }
 
 async fn lifecycle(agent: &Agent, ws: &str, what: &str, then: WorkspaceStatus) {
@@ -473,6 +381,7 @@ async fn codex_completes_a_turn_against_a_local_model_and_its_login_survives_res
     lifecycle(&agent, id, "stop", WorkspaceStatus::Stopped).await;
     lifecycle(&agent, id, "restart", WorkspaceStatus::Running).await;
     assert_eq!(sh(id, "ls /sys/class/net").trim(), "lo");
+    fail_lookups_fast(id);
     start_model_server(id);
     let sid = create_session(&agent, id, json!({"agent": "codex"})).await;
     let s = settled(&agent, id, &sid).await;
@@ -480,6 +389,24 @@ async fn codex_completes_a_turn_against_a_local_model_and_its_login_survives_res
     codex_turn(&agent, id, &sid).await;
     assert!(model_log(id).contains("POST /v1/responses auth=ok"));
     stop_session(&agent, id, &sid).await;
+    // codex-acp is a Node.js script that starts a native binary: neither is
+    // left running once its session stopped.
+    let adapters = || {
+        sh(
+            id,
+            // (The pattern does not match its own command line.)
+            "grep -l 'codex-ac[p]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while adapters().trim() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "codex-acp processes outlived their sessions: {}",
+            sh(id, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     agent.delete(id).await;
 }
 

@@ -1594,6 +1594,34 @@ async fn stopping_a_session_ends_an_agent_that_never_answered() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // An agent that started processes of its own (as codex-acp's Node.js
+    // wrapper starts its binary): a stop ends them too, none is left behind.
+    let sid = running_session(
+        &agent,
+        &ws,
+        json!({"command": ["sh", "-c", "sleep 4343 & sleep 4344 & exec fixture-agent"]}),
+    )
+    .await;
+    let children = || {
+        docker_exec(
+            &ws,
+            None,
+            "ps -o args | grep -v grep | grep -c 'sleep 434[34]'",
+        )
+        .1
+    };
+    assert_eq!(children().trim(), "2");
+    stop_session(&agent, &ws, &sid).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children().trim() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's own processes outlived its session: {}",
+            children()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     agent.delete(&ws).await;
 }
 

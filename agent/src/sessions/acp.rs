@@ -37,6 +37,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::docker::{Engine, Tail, next_frame};
 use crate::files::Folder;
+use crate::process_group::ExecGroup;
 
 /// Commands from the session layer.
 #[derive(Debug)]
@@ -140,6 +141,8 @@ async fn run(
             return;
         }
     };
+    // Its process group: what the agent starts ends with the session.
+    let group = ExecGroup::of_exec(&engine, &exec_id).await;
     let (mut raw_out, raw_in) = tokio::io::split(stream);
     let stderr = Arc::new(Mutex::new(Tail::new(STDERR_TAIL)));
 
@@ -196,8 +199,11 @@ async fn run(
         tracing::debug!(error = %e.message, "ACP connection ended with an error");
     }
     host.release_terminals().await;
-    // The process may still run (a stop, or a handshake refused): end it.
-    kill_exec(&engine, &exec_id).await;
+    // The process may still run (a stop, or a handshake refused), or have left
+    // processes of its own behind: end them all.
+    if let Some(group) = &group {
+        group.end().await;
+    }
     let _ = demux.await;
     let mut code = exit_code(&engine, &exec_id).await;
     if let Some(message) = lock(&start_failed).as_ref()
@@ -212,30 +218,6 @@ async fn run(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn kill_exec(engine: &Engine, exec_id: &str) {
-    let Ok(state) = engine.inspect_exec(exec_id).await else {
-        return;
-    };
-    let Some(pid) = state.pid.filter(|_| state.running) else {
-        return;
-    };
-    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        for _ in 0..50 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if engine
-                .inspect_exec(exec_id)
-                .await
-                .map(|s| !s.running)
-                .unwrap_or(true)
-            {
-                return;
-            }
-        }
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
 }
 
 async fn exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {
@@ -348,7 +330,7 @@ impl Host {
     async fn release_terminals(&self) {
         let all: Vec<Arc<AcpTerminal>> = lock(&self.terminals).drain().map(|(_, t)| t).collect();
         for t in all {
-            t.kill(&self.engine).await;
+            t.kill().await;
         }
     }
 }
@@ -465,11 +447,10 @@ async fn connect(
                     responder: agent_client_protocol::v1::Responder<KillTerminalResponse>,
                     _cx| {
             let t = lock(&h.terminals).get(&r.terminal_id.to_string()).cloned();
-            let engine = h.engine.clone();
             tokio::spawn(async move {
                 match t {
                     Some(t) => {
-                        t.kill(&engine).await;
+                        t.kill().await;
                         let _ = responder.respond(KillTerminalResponse::new());
                     }
                     None => {
@@ -485,10 +466,9 @@ async fn connect(
                     responder: agent_client_protocol::v1::Responder<ReleaseTerminalResponse>,
                     _cx| {
             let t = lock(&h.terminals).remove(&r.terminal_id.to_string());
-            let engine = h.engine.clone();
             tokio::spawn(async move {
                 if let Some(t) = t {
-                    t.kill(&engine).await;
+                    t.kill().await;
                 }
                 let _ = responder.respond(ReleaseTerminalResponse::new());
             });
@@ -720,6 +700,8 @@ fn auth_message(e: &agent_client_protocol::Error, methods: &[Value]) -> String {
 /// (stdout and stderr together) is kept up to the agent's byte limit.
 struct AcpTerminal {
     exec_id: String,
+    /// The command's process group (`None` when it ended at once).
+    group: Option<ExecGroup>,
     output: Mutex<(Vec<u8>, bool)>,
     limit: usize,
     exit: watch::Receiver<Option<TerminalExitStatus>>,
@@ -762,9 +744,11 @@ impl AcpTerminal {
             .start_exec_raw(&exec_id, false)
             .await
             .map_err(|e| acp_error(format!("cannot run the command: {e}")))?;
+        let group = ExecGroup::of_exec(&host.engine, &exec_id).await;
         let (tx, rx) = watch::channel(None);
         let terminal = Arc::new(AcpTerminal {
             exec_id: exec_id.clone(),
+            group,
             output: Mutex::new((Vec::new(), false)),
             limit: r.output_byte_limit.unwrap_or(1 << 20).min(16 << 20) as usize,
             exit: rx,
@@ -819,7 +803,9 @@ impl AcpTerminal {
         (String::from_utf8_lossy(&out.0).into_owned(), out.1)
     }
 
-    async fn kill(&self, engine: &Engine) {
-        kill_exec(engine, &self.exec_id).await;
+    async fn kill(&self) {
+        if let Some(group) = &self.group {
+            group.end().await;
+        }
     }
 }

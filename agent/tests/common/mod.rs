@@ -2,6 +2,8 @@
 //! tokens minted with a throwaway Ed25519 key.
 #![allow(dead_code)]
 
+pub mod default_image;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
