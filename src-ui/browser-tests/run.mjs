@@ -223,6 +223,15 @@ test("terminal: tabs, typing reaches terminal_input, output renders (WebGL)", as
   await page.waitForTimeout(150);
   const after = await pane.locator(".terminal-host").screenshot();
   assert.ok(!before.equals(after), "the terminal shows the output");
+  // What xterm parsed goes back as acknowledgements (the app's output window).
+  await page.waitForFunction((t) => {
+    const parsed = document.querySelector(`.terminal-pane[data-terminal="${t}"]`)?.getAttribute("data-bytes-written");
+    const acked = window.__sam
+      .callsOf("terminal_ack")
+      .filter((c) => c.args.terminal === t)
+      .reduce((n, c) => n + c.args.bytes, 0);
+    return acked > 0 && String(acked) === parsed;
+  }, tid);
   assert.ok((await calls(page, "resize_terminal")).length > 0, "the terminal told the node its size");
   await shot(page, "10-terminal-webgl");
 

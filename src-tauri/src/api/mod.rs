@@ -9,6 +9,7 @@ pub mod exec;
 pub mod files;
 pub mod forward;
 pub mod nodes;
+pub mod output_window;
 pub mod sessions;
 pub mod settings;
 pub mod terminals;

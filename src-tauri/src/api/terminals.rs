@@ -220,9 +220,18 @@ pub struct OutputStream<T> {
 }
 
 impl<T> OutputStream<T> {
+    pub(crate) fn from_receiver(rx: mpsc::Receiver<T>) -> Self {
+        OutputStream { rx }
+    }
+
     /// The next item, or `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<T> {
         self.rx.recv().await
+    }
+
+    /// The next item if one has arrived already.
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
     }
 }
 
@@ -261,7 +270,7 @@ pub(crate) fn spawn_socket<D: Decode>(
     let (in_tx, in_rx) = mpsc::channel(INPUT_BUFFER);
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_BUFFER);
     tokio::spawn(run_socket(socket, decoder, in_rx, out_tx));
-    (in_tx, OutputStream { rx: out_rx })
+    (in_tx, OutputStream::from_receiver(out_rx))
 }
 
 async fn run_socket<D: Decode>(

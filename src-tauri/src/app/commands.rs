@@ -8,8 +8,9 @@ use tauri::ipc::{Channel, InvokeBody, InvokeResponseBody, Request};
 use tauri::{State, Wry};
 use tauri_plugin_opener::OpenerExt;
 
-use super::{AppState, UiSignal, lock};
+use super::{AppState, AttachedTerminal, UiSignal, lock};
 use crate::api::agents::AgentReadiness;
+use crate::api::output_window::{OutputCredit, relay};
 use crate::api::sessions::{AttachOptions, NewSession};
 use crate::api::terminals::{NewTerminal, TerminalOutput};
 use crate::api::workspaces::{NewWorkspace, WorkspaceView};
@@ -45,6 +46,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<Wry>) -> bool + Send + Sync + 'st
         list_terminals,
         open_terminal,
         attach_terminal,
+        terminal_ack,
         terminal_input,
         resize_terminal,
         detach_terminal,
@@ -383,7 +385,9 @@ async fn open_login_terminal(
         .await
 }
 
-/// Relays one terminal: output bytes raw on `output`, control frames on `events`.
+/// Relays one terminal: output bytes raw on `output`, control frames on `events`;
+/// at most a window of output unacknowledged by `terminal_ack` (see
+/// `api::output_window`).
 #[tauri::command]
 async fn attach_terminal(
     state: State<'_, AppState>,
@@ -393,27 +397,46 @@ async fn attach_terminal(
     events: Channel<TerminalServerFrame>,
 ) -> Result<()> {
     let conn = state.sam.attach_terminal(&workspace, &terminal).await?;
-    let (input, mut stream) = conn.into_parts();
+    let (input, stream) = conn.into_parts();
+    let credit = Arc::new(OutputCredit::default());
+    let attached = AttachedTerminal {
+        input,
+        output: credit.clone(),
+    };
     let key = terminal_key(&workspace, &terminal);
-    if let Some(old) = lock(&state.terminals).insert(key.clone(), input) {
+    if let Some(old) = lock(&state.terminals).insert(key, attached) {
         // A second attach from the window replaces the first.
-        tauri::async_runtime::spawn(async move { old.close().await });
+        tauri::async_runtime::spawn(old.close());
     }
     tauri::async_runtime::spawn(async move {
-        while let Some(item) = stream.recv().await {
-            let sent = match item {
-                TerminalOutput::Bytes(b) => output.send(InvokeResponseBody::Raw(b.to_vec())),
+        relay(stream, &credit, |item| {
+            match item {
+                TerminalOutput::Bytes(b) => output.send(InvokeResponseBody::Raw(b.into())),
                 TerminalOutput::Ready => events.send(TerminalServerFrame::Ready),
                 TerminalOutput::Exit(code) => events.send(TerminalServerFrame::Exit { code }),
                 TerminalOutput::Error(message) => {
                     events.send(TerminalServerFrame::Error { message })
                 }
-            };
-            if sent.is_err() {
-                break;
             }
-        }
+            .is_ok()
+        })
+        .await;
     });
+    Ok(())
+}
+
+/// The view has taken in `bytes` more of a terminal's output (xterm.js parsed it).
+/// (Async: a plain command would run on the window's main thread.)
+#[tauri::command]
+async fn terminal_ack(
+    state: State<'_, AppState>,
+    workspace: String,
+    terminal: String,
+    bytes: u32,
+) -> Result<()> {
+    if let Some(t) = lock(&state.terminals).get(&terminal_key(&workspace, &terminal)) {
+        t.output.ack(bytes as usize);
+    }
     Ok(())
 }
 
@@ -434,7 +457,7 @@ async fn terminal_input(state: State<'_, AppState>, request: Request<'_>) -> Res
             "terminal_input takes the keystrokes as a raw body",
         ));
     };
-    let input = lock(&state.terminals).get(&key).cloned();
+    let input = lock(&state.terminals).get(&key).map(|t| t.input.clone());
     match input {
         Some(i) => i.send(bytes).await,
         None => Err(
@@ -454,7 +477,7 @@ async fn resize_terminal(
 ) -> Result<()> {
     let input = lock(&state.terminals)
         .get(&terminal_key(&workspace, &terminal))
-        .cloned();
+        .map(|t| t.input.clone());
     match input {
         Some(i) => i.resize(cols, rows).await,
         None => Ok(()),
@@ -467,9 +490,9 @@ async fn detach_terminal(
     workspace: String,
     terminal: String,
 ) -> Result<()> {
-    let input = lock(&state.terminals).remove(&terminal_key(&workspace, &terminal));
-    if let Some(i) = input {
-        i.close().await;
+    let attached = lock(&state.terminals).remove(&terminal_key(&workspace, &terminal));
+    if let Some(t) = attached {
+        t.close().await;
     }
     Ok(())
 }
@@ -480,7 +503,10 @@ async fn kill_terminal(
     workspace: String,
     terminal: String,
 ) -> Result<()> {
-    lock(&state.terminals).remove(&terminal_key(&workspace, &terminal));
+    let attached = lock(&state.terminals).remove(&terminal_key(&workspace, &terminal));
+    if let Some(t) = attached {
+        t.output.close();
+    }
     state.sam.kill_terminal(&workspace, &terminal).await
 }
 

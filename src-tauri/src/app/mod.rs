@@ -9,7 +9,7 @@ mod commands;
 mod tray;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tauri::Manager;
 use tauri::ipc::Channel;
@@ -18,6 +18,7 @@ use tauri_plugin_notification::NotificationExt;
 use crate::Sam;
 use crate::api::Quiet;
 use crate::api::forward::Forward;
+use crate::api::output_window::OutputCredit;
 use crate::api::sessions::SessionSender;
 use crate::api::terminals::TerminalInput;
 use crate::nodes::stream::NodeSignal;
@@ -25,14 +26,29 @@ use crate::nodes::stream::NodeSignal;
 /// What the window's commands share.
 pub struct AppState {
     pub sam: Sam,
-    /// Attached terminals by `workspace/terminal`: where keystrokes go.
-    terminals: Mutex<HashMap<String, TerminalInput>>,
+    /// Attached terminals by `workspace/terminal`: where keystrokes go, and
+    /// where the view's acknowledgements of output go.
+    terminals: Mutex<HashMap<String, AttachedTerminal>>,
     /// Attached sessions by id: where client frames go.
     sessions: Mutex<HashMap<String, SessionSender>>,
     /// Local forwards by `workspace:port`, kept while the app runs.
     forwards: Mutex<HashMap<String, Forward>>,
     /// The UI's signal channels (health changes, events).
     listeners: Mutex<Vec<Channel<UiSignal>>>,
+}
+
+/// A terminal attached in the window.
+struct AttachedTerminal {
+    input: TerminalInput,
+    output: Arc<OutputCredit>,
+}
+
+impl AttachedTerminal {
+    /// Ends this attachment: its relay, and the connection (the terminal lives on).
+    async fn close(self) {
+        self.output.close();
+        self.input.close().await;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -67,6 +67,7 @@ async function callEverything(): Promise<{ cmd: string; args: Record<string, unk
   await api.openTerminal(w, 80, 24);
   await api.attachTerminal(w, "t1", { onOutput: () => {}, onEvent: () => {} });
   await api.terminalInput(w, "t1", new Uint8Array([1]));
+  await api.terminalAck(w, "t1", 4096);
   await api.resizeTerminal(w, "t1", 80, 24);
   await api.detachTerminal(w, "t1");
   await api.killTerminal(w, "t1");

@@ -145,6 +145,14 @@ export const attachTerminal = (workspace: string, terminal: string, sink: Termin
     events: channel<TerminalServerFrame>(sink.onEvent),
   });
 
+/**
+ * The view has parsed `bytes` more of a terminal's output. The app sends at
+ * most a window of output ahead of these (src-tauri api/output_window.rs), so
+ * a flood goes at the pace xterm.js takes it in.
+ */
+export const terminalAck = (workspace: string, terminal: string, bytes: number) =>
+  call<void>("terminal_ack", { workspace, terminal, bytes });
+
 /** Keystrokes as a raw body: no JSON, no base64. */
 export const terminalInput = (workspace: string, terminal: string, bytes: Uint8Array) =>
   call<void>("terminal_input", bytes, { headers: { workspace, terminal } });

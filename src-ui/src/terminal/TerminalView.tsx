@@ -14,6 +14,11 @@ import { shortcutOf } from "../state/tabs";
 import { binaryToBytes, dataToBytes, InputQueue } from "./bytes";
 import { loadRenderer, type Renderer } from "./renderer";
 
+/** Parsed output acknowledged at once from this much on (the app's window is 1 MiB)… */
+const ACK_STEP = 64 * 1024;
+/** …and otherwise after this pause. */
+const ACK_DELAY_MS = 25;
+
 const darkTheme: ITheme = {
   background: "#16181d",
   foreground: "#d6d9e0",
@@ -150,9 +155,24 @@ export function TerminalView({
     // xterm's write callback): what bench/desktop times "rendered" by. One
     // attribute write per chunk, in no selector, so it costs no style work.
     let written = 0;
+    // Parsed bytes go back as acknowledgements (terminalAck), which let the app
+    // send more: at once in large steps during a flood, after a short pause for
+    // a trickle (an echo), so typing costs no extra call per keystroke.
+    let unacked = 0;
+    let ackTimer: ReturnType<typeof setTimeout> | undefined;
+    const ack = () => {
+      clearTimeout(ackTimer);
+      ackTimer = undefined;
+      const n = unacked;
+      unacked = 0;
+      if (n > 0 && !disposed) api.terminalAck(workspace, terminalId, n).catch(() => {});
+    };
     const counted = (n: number) => () => {
       written += n;
       pane.current?.setAttribute("data-bytes-written", String(written));
+      unacked += n;
+      if (unacked >= ACK_STEP) ack();
+      else ackTimer ??= setTimeout(ack, ACK_DELAY_MS);
     };
 
     setState("attaching");
@@ -193,6 +213,7 @@ export function TerminalView({
     return () => {
       disposed = true;
       clearTimeout(resizeTimer);
+      clearTimeout(ackTimer);
       ro.disconnect();
       subs.forEach((s) => s.dispose());
       // The terminal lives on on the node; only this view goes.

@@ -771,6 +771,13 @@ export class FakeSam {
         }
         return null;
       }
+      case "terminal_ack": {
+        this.terminal(a.workspace, a.terminal);
+        if (!Number.isInteger(a.bytes) || (a.bytes as number) <= 0) {
+          throw fail("invalid_input", "terminal_ack takes a positive byte count.");
+        }
+        return null;
+      }
       case "terminal_input": {
         if (!headers) throw fail("invalid_input", "terminal_input needs the workspace and terminal headers.");
         const t = this.terminal(headers.workspace, headers.terminal);
