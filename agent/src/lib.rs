@@ -26,6 +26,7 @@ pub mod workspaces;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_server::accept::NoDelayAcceptor;
 use chrono::SubsecRound;
 use sam_protocol::{DockerStatus, EventLevel, EventType, Limits, Timestamp};
 use tokio::sync::RwLock;
@@ -246,6 +247,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     });
 
     tracing::info!(%listen, tls = tls.is_some(), "sam-agent {VERSION} listening");
+    // TCP_NODELAY (NoDelayAcceptor): a session answers a prompt with several
+    // frames at once; with Nagle, each after the first waited for the client's
+    // delayed ACK (~40 ms).
     let service = app.into_make_service();
     match tls {
         Some((cert, key)) => {
@@ -254,6 +258,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 .map_err(StartError::Tls)?;
             axum_server::from_tcp_rustls(std_listener, rustls)
                 .map_err(|e| StartError::Listen(listen, e))?
+                .map(|tls| tls.acceptor(NoDelayAcceptor::new()))
                 .handle(handle)
                 .serve(service)
                 .await
@@ -261,6 +266,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
         None => axum_server::from_tcp(std_listener)
             .map_err(|e| StartError::Listen(listen, e))?
+            .acceptor(NoDelayAcceptor::new())
             .handle(handle)
             .serve(service)
             .await
