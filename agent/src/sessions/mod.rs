@@ -300,6 +300,16 @@ impl Sessions {
         self.inner.events.record(event).await;
     }
 
+    /// The interactive socket of a session was closed because the session
+    /// stopped: it is no longer attached. The holder says the same on its
+    /// control connection, but that may arrive after the client has seen the
+    /// close and asked.
+    pub fn closed_after_stop(&self, sid: &str) {
+        if let Some(e) = lock(&self.inner.by_id).get_mut(sid) {
+            e.info.attached = false;
+        }
+    }
+
     /// A live session whose holder is gone: it ended, and its history says why.
     async fn lost(&self, sid: &str, why: &str) {
         let info = {

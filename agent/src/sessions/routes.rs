@@ -141,10 +141,11 @@ pub async fn socket(
         .claim(&access.id, &sid, takeover, watch, q.since.unwrap_or(0))
         .await?;
     let shutdown = state.shutdown.clone();
+    let sessions = (!watch).then(|| (state.sessions.clone(), sid));
     Ok(upgrade
         .max_message_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
         .max_frame_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
-        .on_upgrade(move |socket| relay(attached, socket, shutdown)))
+        .on_upgrade(move |socket| relay(attached, socket, shutdown, sessions)))
 }
 
 /// Sends a close frame and waits (briefly) for the client's, so the frame is not lost
@@ -168,11 +169,13 @@ fn close_reason(code: u16) -> &'static str {
 }
 
 /// Relays one attached socket to the session's holder: its frames out verbatim,
-/// the client's frames in (size-checked here).
+/// the client's frames in (size-checked here). `interactive` names the session
+/// of an interactive (not watching) socket.
 async fn relay(
     attached: Attached,
     mut socket: WebSocket,
     shutdown: tokio_util::sync::CancellationToken,
+    interactive: Option<(crate::sessions::Sessions, String)>,
 ) {
     use futures::{SinkExt, StreamExt};
 
@@ -198,6 +201,10 @@ async fn relay(
                     if socket.send(m).await.is_err() { return; }
                 }
                 Some(Ok(Msg::Close(code))) => {
+                    // 1000: the session stopped (a takeover closes with 4001).
+                    if code == 1000 && let Some((sessions, sid)) = &interactive {
+                        sessions.closed_after_stop(sid);
+                    }
                     close(&mut socket, code, close_reason(code)).await;
                     return;
                 }
