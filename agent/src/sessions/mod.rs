@@ -54,6 +54,10 @@ struct Entry {
     stop_requested: Option<StopReason>,
     /// Bumped on every state the holder reports.
     version: u64,
+    /// Sockets this agent relays to the session: (interactive, watchers). What
+    /// `attached` and `watchers` say comes from here, not from the holder, whose
+    /// reports travel on another connection and may trail a socket's close.
+    relays: (usize, usize),
 }
 
 /// An attach the holder accepted: the connection the socket relays to, and the
@@ -61,6 +65,43 @@ struct Entry {
 pub struct Attached {
     pub conn: Framed<tokio::net::UnixStream, Codec>,
     pub first: bytes::Bytes,
+    /// Counts the socket as attached until dropped.
+    pub relay: Relay,
+}
+
+/// One socket relayed to a session, counted in its `attached` / `watchers`
+/// while this lives.
+pub struct Relay {
+    sessions: Sessions,
+    sid: String,
+    watch: bool,
+}
+
+impl Relay {
+    fn count(&self, delta: isize) {
+        if let Some(e) = lock(&self.sessions.inner.by_id).get_mut(&self.sid) {
+            let n = if self.watch {
+                &mut e.relays.1
+            } else {
+                &mut e.relays.0
+            };
+            *n = n.saturating_add_signed(delta);
+            e.apply_relays();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.count(-1);
+    }
+}
+
+impl Entry {
+    fn apply_relays(&mut self) {
+        self.info.attached = self.relays.0 > 0;
+        self.info.watchers = u32::try_from(self.relays.1).unwrap_or(u32::MAX);
+    }
 }
 
 #[derive(Clone)]
@@ -136,6 +177,7 @@ impl Sessions {
                     control: None,
                     stop_requested: None,
                     version: 0,
+                    relays: (0, 0),
                 },
             );
         }
@@ -274,16 +316,18 @@ impl Sessions {
 
     /// Records a holder's new state of a session.
     async fn update(&self, info: AgentSession) {
-        {
+        let info = {
             let mut by_id = lock(&self.inner.by_id);
             match by_id.get_mut(&info.id) {
                 Some(e) => {
-                    e.info = info.clone();
+                    e.info = info;
+                    e.apply_relays();
                     e.version += 1;
+                    e.info.clone()
                 }
                 None => return,
             }
-        }
+        };
         if let Err(e) = self.inner.store.put_session(&info).await {
             tracing::error!(session = %info.id, error = %e, "cannot record a session");
         }
@@ -298,16 +342,6 @@ impl Sessions {
         event.session_id = Some(sid.to_string());
         event.detail = e.detail;
         self.inner.events.record(event).await;
-    }
-
-    /// The interactive socket of a session was closed because the session
-    /// stopped: it is no longer attached. The holder says the same on its
-    /// control connection, but that may arrive after the client has seen the
-    /// close and asked.
-    pub fn closed_after_stop(&self, sid: &str) {
-        if let Some(e) = lock(&self.inner.by_id).get_mut(sid) {
-            e.info.attached = false;
-        }
     }
 
     /// A live session whose holder is gone: it ended, and its history says why.
@@ -540,6 +574,7 @@ impl Sessions {
                 control: None,
                 stop_requested: None,
                 version: 0,
+                relays: (0, 0),
             },
         );
         drop(guard);
@@ -714,7 +749,15 @@ impl Sessions {
                 let r: Refusal = serde_json::from_slice(&json).map_err(ApiError::internal)?;
                 Err(ApiError::new(r.code, r.message))
             }
-            Ok(Some(Ok(Msg::Frame(first)))) => Ok(Attached { conn, first }),
+            Ok(Some(Ok(Msg::Frame(first)))) => {
+                let relay = Relay {
+                    sessions: self.clone(),
+                    sid: sid.to_string(),
+                    watch,
+                };
+                relay.count(1);
+                Ok(Attached { conn, first, relay })
+            }
             _ => Err(session_not_running(sid)),
         }
     }

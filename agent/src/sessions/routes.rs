@@ -141,11 +141,10 @@ pub async fn socket(
         .claim(&access.id, &sid, takeover, watch, q.since.unwrap_or(0))
         .await?;
     let shutdown = state.shutdown.clone();
-    let sessions = (!watch).then(|| (state.sessions.clone(), sid));
     Ok(upgrade
         .max_message_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
         .max_frame_size(SESSION_MAX_CLIENT_FRAME_BYTES + 1)
-        .on_upgrade(move |socket| relay(attached, socket, shutdown, sessions)))
+        .on_upgrade(move |socket| relay(attached, socket, shutdown)))
 }
 
 /// Sends a close frame and waits (briefly) for the client's, so the frame is not lost
@@ -169,17 +168,19 @@ fn close_reason(code: u16) -> &'static str {
 }
 
 /// Relays one attached socket to the session's holder: its frames out verbatim,
-/// the client's frames in (size-checked here). `interactive` names the session
-/// of an interactive (not watching) socket.
+/// the client's frames in (size-checked here).
 async fn relay(
     attached: Attached,
     mut socket: WebSocket,
     shutdown: tokio_util::sync::CancellationToken,
-    interactive: Option<(crate::sessions::Sessions, String)>,
 ) {
     use futures::{SinkExt, StreamExt};
 
-    let Attached { mut conn, first } = attached;
+    let Attached {
+        mut conn,
+        first,
+        relay,
+    } = attached;
     let text = |b: bytes::Bytes| Utf8Bytes::try_from(b).map(Message::Text);
     match text(first) {
         Ok(m) => {
@@ -201,10 +202,8 @@ async fn relay(
                     if socket.send(m).await.is_err() { return; }
                 }
                 Some(Ok(Msg::Close(code))) => {
-                    // 1000: the session stopped (a takeover closes with 4001).
-                    if code == 1000 && let Some((sessions, sid)) = &interactive {
-                        sessions.closed_after_stop(sid);
-                    }
+                    // No longer attached from the moment the client can see it.
+                    drop(relay);
                     close(&mut socket, code, close_reason(code)).await;
                     return;
                 }
