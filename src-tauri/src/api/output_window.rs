@@ -125,7 +125,9 @@ mod tests {
 
     use super::*;
 
-    const CHUNK: usize = 10_000;
+    const CHUNK: usize = 16_384;
+    /// Three windows' worth of chunks.
+    const CHUNKS: u32 = (3 * OUTPUT_WINDOW / CHUNK) as u32;
 
     /// A relay fed by a channel, delivering into a shared list.
     fn start(
@@ -167,8 +169,8 @@ mod tests {
         let credit = Arc::new(OutputCredit::default());
         let (tx, got, task) = start(credit.clone());
         // Far more than the window, queued at once.
-        let total = 300 * CHUNK;
-        for i in 0..300u32 {
+        let total = CHUNKS as usize * CHUNK;
+        for i in 0..CHUNKS {
             let chunk = vec![(i % 251) as u8; CHUNK];
             tx.send(TerminalOutput::Bytes(Bytes::from(chunk)))
                 .await
@@ -205,10 +207,12 @@ mod tests {
                 _ => Vec::new(),
             })
             .collect();
-        let expected: Vec<u8> = (0..300u32)
+        let expected: Vec<u8> = (0..CHUNKS)
             .flat_map(|i| vec![(i % 251) as u8; CHUNK])
             .collect();
         assert!(all == expected, "the bytes changed on the way");
+        // The view takes in the rest; the output ends, and so does the relay.
+        credit.ack(usize::MAX);
         drop(tx);
         task.await.expect("relay");
     }
