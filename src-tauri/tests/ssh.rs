@@ -560,3 +560,162 @@ fn a_failure_part_way_undoes_the_install() {
     );
     assert_eq!(d.json(&["node", "ls"]).as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_command_that_fails_part_way_through_an_upload_ends_it_with_its_own_error() {
+    // The server stops reading stdin early (a full disk, a folder that is not
+    // there): the upload must end with the command's exit status and stderr,
+    // not wait for window space that never comes. Then the same connection
+    // still carries a whole upload, intact.
+    use sam_desktop::providers::bootstrap::{HostKey, Remote, SshTarget, Stdin};
+    let sshd = Sshd::start();
+    let big = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(big.path(), &bytes).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = SshTarget {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: sshd.port,
+            identity: sshd.client_key(),
+        };
+        let fp = sshd.host_fingerprint();
+        let remote = Remote::connect(&target, HostKey::Accept(&fp))
+            .await
+            .expect("connects");
+
+        let out = remote
+            .exec(
+                "head -c 1000 >/dev/null; echo 'no space left on device' >&2; exit 3",
+                Some(Stdin::File(big.path(), 0)),
+            )
+            .await
+            .expect("the command's own result, not a transport error");
+        assert_eq!(out.status, Some(3), "{out:?}");
+        assert!(out.stderr.contains("no space left on device"), "{out:?}");
+
+        let err = remote
+            .upload(big.path(), "/nowhere/sam-agent", "755")
+            .await
+            .expect_err("no such folder");
+        assert!(
+            err.message.contains("uploading") && err.message.contains("exit status"),
+            "{err:?}"
+        );
+
+        let copy = sshd.home().join("copy");
+        remote
+            .upload(big.path(), copy.to_str().unwrap(), "644")
+            .await
+            .expect("a whole upload");
+        assert!(std::fs::read(&copy).unwrap() == bytes, "intact");
+        remote.close().await;
+    });
+}
+
+/// A TCP relay on loopback to `port` that cuts its first connection (both
+/// ways, as a dropped link does) once `cut_after` bytes went from the client to
+/// the server; later connections pass. Counts the client's bytes over all.
+struct CuttingRelay {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingRelay {
+    fn start(to: u16, cut_after: usize) -> CuttingRelay {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (c, s) = (connections.clone(), sent.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let nth = c.fetch_add(1, Ordering::SeqCst);
+                let mut server = TcpStream::connect(("127.0.0.1", to)).unwrap();
+                let (mut client_r, mut server_w) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    let mut mine = 0;
+                    loop {
+                        let n = match client_r.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        s.fetch_add(n, Ordering::SeqCst);
+                        mine += n;
+                        if server_w.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if nth == 0 && mine >= cut_after {
+                            break;
+                        }
+                    }
+                    let _ = client_r.shutdown(Shutdown::Both);
+                    let _ = server_w.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server, &mut client);
+                });
+            }
+        });
+        CuttingRelay {
+            port,
+            connections,
+            sent,
+        }
+    }
+}
+
+#[test]
+fn an_upload_that_loses_its_connection_goes_on_from_what_arrived() {
+    use sam_desktop::providers::bootstrap::{HostKey, Remote, SshTarget};
+    use std::sync::atomic::Ordering;
+    let sshd = Sshd::start();
+    let size = 48usize << 20;
+    let cut_after = 16usize << 20;
+    let relay = CuttingRelay::start(sshd.port, cut_after);
+    let big = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..size as u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(big.path(), &bytes).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = SshTarget {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: relay.port,
+            identity: sshd.client_key(),
+        };
+        let fp = sshd.host_fingerprint();
+        let remote = Remote::connect(&target, HostKey::Accept(&fp))
+            .await
+            .expect("connects");
+        let copy = sshd.home().join("copy");
+        remote
+            .upload(big.path(), copy.to_str().unwrap(), "644")
+            .await
+            .expect("the upload goes on over a new connection");
+        assert!(std::fs::read(&copy).unwrap() == bytes, "intact");
+        assert!(!sshd.home().join("copy.part").exists());
+        assert_eq!(relay.connections.load(Ordering::SeqCst), 2);
+        let sent = relay.sent.load(Ordering::SeqCst);
+        assert!(
+            sent < size + cut_after / 2,
+            "went on from what arrived, not from the start: {sent} bytes sent for {size}"
+        );
+        // The new connection is the one used from now on.
+        assert_eq!(
+            remote.run("a command", "echo ok").await.unwrap().trim(),
+            "ok"
+        );
+        remote.close().await;
+    });
+}

@@ -35,6 +35,7 @@ use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use sam_protocol::NodeInfo;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::agent_client::NodeClient;
 use crate::api::{Progress, Sam};
@@ -52,6 +53,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Ordinary remote commands (not the upload).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often an upload that lost its connection is taken up again.
+const UPLOAD_RETRIES: u32 = 3;
+/// Stdin the server takes none of for this long is given up on.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a started agent has to answer `/health`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -231,9 +236,11 @@ impl Output {
     }
 }
 
-/// One authenticated SSH connection.
+/// One authenticated SSH connection, opened again (same key, same pinned host
+/// key) when an upload loses it.
 pub struct Remote {
-    handle: client::Handle<Checker>,
+    handle: Mutex<Arc<client::Handle<Checker>>>,
+    key: russh::keys::PrivateKey,
     pub target: SshTarget,
     /// The host key fingerprint the server presented (and that was accepted).
     pub host_key: String,
@@ -319,7 +326,7 @@ impl Remote {
         let auth = handle
             .authenticate_publickey(
                 target.user.clone(),
-                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                PrivateKeyWithHashAlg::new(Arc::new(key.clone()), hash),
             )
             .await
             .map_err(|e| ssh_failed(target, &e))?;
@@ -330,7 +337,8 @@ impl Remote {
             ));
         }
         Ok(Remote {
-            handle,
+            handle: Mutex::new(Arc::new(handle)),
+            key,
             target: target.clone(),
             host_key: host_key.expected().to_string(),
         })
@@ -341,8 +349,11 @@ impl Remote {
         // Uploads get a minute plus the time at 256 KiB/s: a slow link is fine, a
         // stalled one is not waited on for ever.
         let t = match &stdin {
-            Some(Stdin::File(p)) => {
-                let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            Some(Stdin::File(p, from)) => {
+                let size = std::fs::metadata(p)
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+                    .saturating_sub(*from);
                 COMMAND_TIMEOUT / 2 + Duration::from_secs(size / (256 << 10))
             }
             _ => COMMAND_TIMEOUT,
@@ -363,55 +374,123 @@ impl Remote {
     }
 
     async fn exec_inner(&self, script: &str, stdin: Option<Stdin<'_>>) -> Result<Output> {
-        let mut channel = self
-            .handle
+        let channel = self
+            .handle()
             .channel_open_session()
             .await
             .map_err(|e| ssh_failed(&self.target, &e))?;
-        channel
+        let (mut read, write) = channel.split();
+        write
             .exec(true, format!("sh -c {}", sh_quote(script)))
             .await
             .map_err(|e| ssh_failed(&self.target, &e))?;
-        let mut send_error = None;
-        match stdin {
-            Some(Stdin::Bytes(b)) => {
-                if let Err(e) = channel.data(b).await {
-                    send_error = Some(e);
+        // Stdin goes out while the channel is read: a command that exits early
+        // (a full disk, a failed `cd`) closes the channel, and that must end the
+        // upload with its error instead of leaving the writer waiting for window
+        // space that will never come.
+        let send = async {
+            match stdin {
+                Some(Stdin::Bytes(b)) => self.send_all(&write, b).await?,
+                Some(Stdin::File(path, from)) => {
+                    let cannot_read = |e: std::io::Error| {
+                        Error::internal(format!("Cannot read {}: {e}", path.display()))
+                    };
+                    let mut file = tokio::fs::File::open(path).await.map_err(cannot_read)?;
+                    file.seek(std::io::SeekFrom::Start(from))
+                        .await
+                        .map_err(cannot_read)?;
+                    let mut buf = vec![0u8; 1 << 16];
+                    loop {
+                        let n = file.read(&mut buf).await.map_err(cannot_read)?;
+                        if n == 0 {
+                            break;
+                        }
+                        self.send_all(&write, &buf[..n]).await?;
+                    }
                 }
+                None => {}
             }
-            Some(Stdin::File(path)) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::internal(format!("Cannot read {}: {e}", path.display())))?;
-                if let Err(e) = channel
-                    .data(tokio::io::BufReader::with_capacity(1 << 16, file))
-                    .await
-                {
-                    send_error = Some(e);
-                }
-            }
-            None => {}
-        }
-        // Without EOF, `cat` and friends never finish.
-        let _ = channel.eof().await;
+            // Without EOF, `cat` and friends never finish.
+            write.eof().await.map_err(|e| ssh_failed(&self.target, &e))
+        };
+        tokio::pin!(send);
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        let mut sent = false;
+        let mut send_error = None;
         // Data can follow the exit status: read until the channel closes.
-        while let Some(msg) = channel.wait().await {
+        loop {
+            let msg = tokio::select! {
+                r = &mut send, if !sent => {
+                    sent = true;
+                    if let Err(e) = r {
+                        send_error = Some(e);
+                        break;
+                    }
+                    continue;
+                }
+                msg = read.wait() => msg,
+            };
             match msg {
-                russh::ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                russh::ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
-                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                _ => {}
+                Some(russh::ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
+                Some(russh::ChannelMsg::ExtendedData { data, .. }) => {
+                    stderr.extend_from_slice(&data)
+                }
+                Some(russh::ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                Some(_) => {}
+                None => break,
             }
         }
-        if let (Some(e), None) = (send_error, status) {
-            return Err(ssh_failed(&self.target, &e));
+        if let Some(e) = send_error {
+            // The command may have failed first and be the better explanation:
+            // give its exit status a moment to arrive.
+            let drain = async {
+                while let Some(msg) = read.wait().await {
+                    match msg {
+                        russh::ChannelMsg::ExtendedData { data, .. } => {
+                            stderr.extend_from_slice(&data)
+                        }
+                        russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                        _ => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+            if status.is_none() || status == Some(0) {
+                return Err(e);
+            }
         }
         Ok(Output {
             status,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    /// Sends `bytes` on the channel; a server that takes none of them for
+    /// [`STALL_TIMEOUT`] is given up on (a dead link, not a slow one).
+    async fn send_all(
+        &self,
+        write: &russh::ChannelWriteHalf<client::Msg>,
+        bytes: &[u8],
+    ) -> Result<()> {
+        for chunk in bytes.chunks(1 << 16) {
+            match tokio::time::timeout(STALL_TIMEOUT, write.data(chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ssh_failed(&self.target, &e)),
+                Err(_) => {
+                    return Err(Error::new(
+                        code::PROVIDER,
+                        format!(
+                            "Sending to {} stalled: the server took nothing for {} s.",
+                            self.target.label(),
+                            STALL_TIMEOUT.as_secs()
+                        ),
+                    )
+                    .hint("Check the server and the connection to it, then try again."));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs `script`; a non-zero exit is an error naming `what` with its stderr.
@@ -429,8 +508,14 @@ impl Remote {
         if out.ok() {
             return Ok(out.stdout);
         }
+        Err(self.failed(what, &out))
+    }
+
+    /// The error for a command that ran and failed: what it was for, its exit
+    /// status and the end of its stderr.
+    fn failed(&self, what: &str, out: &Output) -> Error {
         let detail = last_lines(&out.stderr, 5);
-        Err(Error::new(
+        Error::new(
             code::PROVIDER,
             format!(
                 "On {}, {what} failed ({}){}",
@@ -445,7 +530,7 @@ impl Remote {
                     format!(": {detail}")
                 }
             ),
-        ))
+        )
     }
 
     /// Writes `bytes` to `path` on the server (created with `mode`).
@@ -464,23 +549,68 @@ impl Remote {
         .map(|_| ())
     }
 
-    /// Uploads a local file to `path` (size checked, then renamed into place).
+    /// Uploads a local file to `path`: into `path.part`, checked by size and
+    /// SHA-256 on the server, then renamed into place. A connection lost (or
+    /// stalled) part-way is opened again and the upload goes on from what arrived,
+    /// up to [`UPLOAD_RETRIES`] times; a command that fails is not retried.
     pub async fn upload(&self, local: &Path, path: &str, mode: &str) -> Result<()> {
-        let size = std::fs::metadata(local)
-            .map_err(|e| Error::internal(format!("Cannot read {}: {e}", local.display())))?
-            .len();
-        let tmp = format!("{path}.part");
-        self.run_with(
-            &format!("uploading {}", local.display()),
-            &format!(
-                "umask 077 && cat > {t} && test \"$(wc -c < {t})\" -eq {size} && chmod {mode} {t} && mv -f {t} {p}",
-                t = sh_quote(&tmp),
-                p = sh_quote(path)
-            ),
-            Some(Stdin::File(local)),
-        )
-        .await
-        .map(|_| ())
+        let (size, sha256) = file_digest(local).await?;
+        let what = format!("uploading {}", local.display());
+        let t = sh_quote(&format!("{path}.part"));
+        let finish = format!(
+            "n=$(wc -c < {t}); if [ \"$n\" -ne {size} ]; then echo \"received $n of {size} bytes\" >&2; exit 1; fi; \
+             if command -v sha256sum >/dev/null 2>&1 && [ \"$(sha256sum < {t} | cut -c1-64)\" != {sha256} ]; then \
+               rm -f {t}; echo 'what arrived differs from what was sent (SHA-256)' >&2; exit 1; fi; \
+             chmod {mode} {t} && mv -f {t} {p}",
+            p = sh_quote(path)
+        );
+        let mut from = 0;
+        let mut retries = 0;
+        loop {
+            let script = if from == 0 {
+                format!("umask 077 && cat > {t} && {finish}")
+            } else {
+                format!("cat >> {t} && {finish}")
+            };
+            let lost = match self.exec(&script, Some(Stdin::File(local, from))).await {
+                Ok(out) if out.ok() => return Ok(()),
+                // Ran and failed: the server said no; trying again will not help.
+                Ok(out) if out.status.is_some() => return Err(self.failed(&what, &out)),
+                Ok(out) => self.failed(&what, &out),
+                Err(e) => e,
+            };
+            if retries == UPLOAD_RETRIES {
+                return Err(lost);
+            }
+            retries += 1;
+            tracing::warn!(
+                target = %self.target.label(),
+                error = %lost.message,
+                "upload interrupted; connecting again to go on"
+            );
+            if let Err(e) = self.reconnect().await {
+                return Err(Error {
+                    message: format!("{} Connecting again failed: {}", lost.message, e.message),
+                    ..lost
+                });
+            }
+            // The old connection's `cat` may still be writing what reached the
+            // server before the loss: go on from the size once it holds still.
+            let have = self
+                .run(
+                    "looking at the partial upload",
+                    &format!(
+                        "a=$(wc -c < {t} 2>/dev/null || echo 0); \
+                         while sleep 1; b=$(wc -c < {t} 2>/dev/null || echo 0); [ \"$a\" != \"$b\" ]; do a=$b; done; \
+                         echo $a"
+                    ),
+                )
+                .await?;
+            from = have.trim().parse().unwrap_or(0);
+            if from > size {
+                from = 0;
+            }
+        }
     }
 
     /// What the bootstrap needs to know about the server.
@@ -515,16 +645,63 @@ impl Remote {
 
     pub async fn close(self) {
         let _ = self
-            .handle
+            .handle()
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+
+    fn handle(&self) -> Arc<client::Handle<Checker>> {
+        self.handle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Logs in again over a new connection (same key, the host key pinned to the
+    /// one accepted first) and uses it from now on; the old one is let go.
+    async fn reconnect(&self) -> Result<()> {
+        let fresh = Self::connect_with_key(
+            &self.target,
+            self.key.clone(),
+            HostKey::Pinned(&self.host_key),
+        )
+        .await?;
+        let old = std::mem::replace(
+            &mut *self.handle.lock().unwrap_or_else(|p| p.into_inner()),
+            fresh.handle(),
+        );
+        let _ = old
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        Ok(())
     }
 }
 
 /// What a remote command reads.
 pub enum Stdin<'a> {
     Bytes(&'a [u8]),
-    File(&'a Path),
+    /// A file from the given offset on.
+    File(&'a Path, u64),
+}
+
+/// A file's size and SHA-256 (hex), read off the async threads.
+async fn file_digest(path: &Path) -> Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+        let mut file = std::fs::File::open(&owned)?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher)?;
+        let hex = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((size, hex))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("Hashing {} stopped: {e}", path.display())))?
+    .map_err(|e| Error::internal(format!("Cannot read {}: {e}", path.display())))
 }
 
 fn last_lines(text: &str, n: usize) -> String {
