@@ -1,6 +1,7 @@
 //! What deserves a desktop notification, decided here (not by the notification
 //! daemon, which may be absent): every health transition of a node that is not
-//! stopped on purpose, and an agent session waiting for its person.
+//! stopped on purpose, an agent session waiting for its person, and an agent
+//! upgrade that failed (the app tries those on its own, unseen).
 
 use sam_protocol::EventType;
 
@@ -46,6 +47,10 @@ pub fn decide(signal: &NodeSignal) -> Option<Notice> {
                 body: format!("Permission asked: {}", event.message),
             })
         }
+        NodeSignal::Event(event) if event.kind.as_str() == "node.upgrade_failed" => Some(Notice {
+            title: "Agent upgrade failed".into(),
+            body: event.message.clone(),
+        }),
         NodeSignal::Event(_) => None,
     }
 }
@@ -90,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn permission_requests_notify_other_events_do_not() {
+    fn permission_requests_and_failed_upgrades_notify_other_events_do_not() {
         let event = |kind: EventType| {
             NodeSignal::Event(Box::new(sam_protocol::Event {
                 id: "1".into(),
@@ -107,5 +112,12 @@ mod tests {
         let n = decide(&event(EventType::SessionPermissionRequested)).unwrap();
         assert!(n.body.contains("Run rm -rf build"));
         assert_eq!(decide(&event(EventType::WorkspaceRunning)), None);
+        let failed = decide(&event(EventType::Other("node.upgrade_failed".into()))).unwrap();
+        assert_eq!(failed.title, "Agent upgrade failed");
+        assert!(failed.body.contains("Run rm -rf build"));
+        assert_eq!(
+            decide(&event(EventType::Other("node.upgraded".into()))),
+            None
+        );
     }
 }

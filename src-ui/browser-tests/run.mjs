@@ -555,6 +555,23 @@ test("stop node: the confirmation lists exactly the workspaces and sessions", as
   await shot(page, "22-node-stopped");
 });
 
+test("upgrade a node's agent: progress, then the new build", async ({ open }) => {
+  const page = await open("stepMs=120");
+  await side(page, "this-computer").click();
+  const version = page.locator("[data-testid=agent-version]");
+  assert.equal(await version.innerText(), "0.1.0 (build 65126352)");
+  await page.getByRole("button", { name: "Upgrade agent…" }).click();
+  const dialog = page.locator("[data-testid=upgrade-agent]");
+  await dialog.getByRole("button", { name: "Upgrade agent" }).click();
+  await dialog.locator(".step", { hasText: "Restarting sam-agent" }).waitFor();
+  await dialog.locator(".step", { hasText: "sam-agent on this-computer is now 0.1.0 (build 71a574d6)." }).waitFor();
+  await shot(page, "23-agent-upgraded");
+  await page.locator("[data-testid=agent-version]", { hasText: "0.1.0 (build 71a574d6)" }).waitFor();
+  await dialog.locator(".dialog-foot").getByRole("button", { name: "Close" }).click();
+  await dialog.waitFor({ state: "detached" });
+  assert.equal((await calls(page, "upgrade_node")).length, 1);
+});
+
 test("workspace: rename, stop with confirmation, start, delete", async ({ open }) => {
   const page = await open();
   await side(page, "api").click();

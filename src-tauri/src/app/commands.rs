@@ -34,6 +34,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<Wry>) -> bool + Send + Sync + 'st
         node_stop_plan,
         stop_node,
         start_node,
+        upgrade_node,
         remove_node,
         node_events,
         list_workspaces,
@@ -207,6 +208,19 @@ async fn start_node(
     state
         .sam
         .start_node(&node, &ChannelProgress(progress))
+        .await
+}
+
+#[tauri::command]
+async fn upgrade_node(
+    state: State<'_, AppState>,
+    node: String,
+    force: Option<bool>,
+    progress: Channel<String>,
+) -> Result<Node> {
+    state
+        .sam
+        .upgrade_node(&node, force.unwrap_or(false), &ChannelProgress(progress))
         .await
 }
 

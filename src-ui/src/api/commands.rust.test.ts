@@ -54,6 +54,7 @@ async function callEverything(): Promise<{ cmd: string; args: Record<string, unk
   await api.nodeStopPlan("n1");
   await api.stopNode("n1");
   await api.startNode("n1");
+  await api.upgradeNode("n1");
   await api.removeNode("n1");
   await api.nodeEvents("n1");
   await api.listWorkspaces("n1");

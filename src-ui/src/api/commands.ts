@@ -92,6 +92,10 @@ export const stopNode = (node: string, onProgress?: OnProgress) =>
 export const startNode = (node: string, onProgress?: OnProgress) =>
   call<Node>("start_node", { node, progress: progress(onProgress) });
 
+/** This app's sam-agent replaces the node's when the node's is older (the library decides; `force` replaces it anyway). */
+export const upgradeNode = (node: string, onProgress?: OnProgress, force = false) =>
+  call<Node>("upgrade_node", { node, force, progress: progress(onProgress) });
+
 export const removeNode = (node: string, onProgress?: OnProgress) =>
   call<Deleted>("remove_node", { node, progress: progress(onProgress) });
 

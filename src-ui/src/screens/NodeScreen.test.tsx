@@ -57,6 +57,34 @@ describe("NodeScreen", () => {
     await waitFor(() => expect(screen.queryByTestId("create-workspace")).toBeNull());
   });
 
+  it("upgrades an older agent with progress, then says it is up to date", async () => {
+    const fake = installFake();
+    await renderWithStore(<NodeScreen nodeId="n-local" />, { fake });
+    expect((await screen.findByTestId("agent-version")).textContent).toBe("0.1.0 (build 65126352)");
+    await userEvent.click(screen.getByRole("button", { name: "Upgrade agent…" }));
+    let dialog = screen.getByTestId("upgrade-agent");
+    expect(dialog.textContent).toContain("Terminals and agent sessions keep running");
+    await userEvent.click(within(dialog).getByRole("button", { name: "Upgrade agent" }));
+    expect(await within(dialog).findByText("sam-agent on this-computer is now 0.1.0 (build 71a574d6).")).toBeTruthy();
+    expect(fake.callsOf("upgrade_node")[0].args).toMatchObject({ node: "n-local", force: false });
+    await waitFor(() => expect(screen.getByTestId("agent-version").textContent).toBe("0.1.0 (build 71a574d6)"));
+    await userEvent.click(within(dialog).getByText("Close", { selector: ".dialog-foot button" }));
+    expect(screen.queryByTestId("upgrade-agent")).toBeNull();
+
+    await userEvent.click(screen.getByRole("button", { name: "Upgrade agent…" }));
+    dialog = screen.getByTestId("upgrade-agent");
+    await userEvent.click(within(dialog).getByRole("button", { name: "Upgrade agent" }));
+    expect(await within(dialog).findByText(/is up to date: 0.1.0 \(build 71a574d6\)/)).toBeTruthy();
+  });
+
+  it("offers no upgrade for a node that is not running", async () => {
+    const fake = installFake();
+    fake.nodes.find((n) => n.id === "n-hz")!.status = "stopped";
+    await renderWithStore(<NodeScreen nodeId="n-hz" />, { fake });
+    await screen.findByTestId("agent-version");
+    expect(screen.queryByRole("button", { name: "Upgrade agent…" })).toBeNull();
+  });
+
   it("asks before removing and names what is deleted", async () => {
     await renderWithStore(<NodeScreen nodeId="n-hz" />);
     await userEvent.click(await screen.findByRole("button", { name: "Remove node" }));

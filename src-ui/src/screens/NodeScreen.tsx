@@ -17,7 +17,7 @@ export function NodeScreen({ nodeId }: { nodeId: string }) {
   const { state, actions } = useStore();
   const now = useNow(1000);
   const node = findNode(state, nodeId);
-  const [dialog, setDialog] = useState<null | "create" | "stop" | "remove" | "start">(null);
+  const [dialog, setDialog] = useState<null | "create" | "stop" | "remove" | "start" | "upgrade">(null);
 
   if (!node) {
     return state.nodes.status === "loading" || state.nodes.status === "idle" ? (
@@ -80,7 +80,17 @@ export function NodeScreen({ nodeId }: { nodeId: string }) {
         <dt>Agent sessions</dt>
         <dd>{node.limits ? `up to ${node.limits.maxSessionsPerWorkspace} per workspace` : "—"}</dd>
         <dt>Agent version</dt>
-        <dd>{node.agentVersion ?? "—"}</dd>
+        <dd>
+          <span data-testid="agent-version">{agentText(node)}</span>
+          {canWork && (
+            <>
+              {" "}
+              <button type="button" className="btn small" onClick={() => setDialog("upgrade")}>
+                Upgrade agent…
+              </button>
+            </>
+          )}
+        </dd>
         <dt>Certificate</dt>
         <dd className="mono small ellipsis" title={node.certFingerprint ?? undefined}>
           {node.certFingerprint ? node.certFingerprint.slice(0, 32) + "…" : "—"}
@@ -121,6 +131,7 @@ export function NodeScreen({ nodeId }: { nodeId: string }) {
         <StopNodeDialog node={node} action={dialog} onClose={() => setDialog(null)} />
       )}
       {dialog === "start" && <StartNodeDialog node={node} onClose={() => setDialog(null)} />}
+      {dialog === "upgrade" && <UpgradeAgentDialog node={node} onClose={() => setDialog(null)} />}
     </section>
   );
 }
@@ -342,6 +353,58 @@ function StopNodeDialog({ node, action, onClose }: { node: Node; action: "stop" 
       <ProgressSteps progress={op.progress} />
       {op.error && <ErrorBox error={op.error} />}
       {done && <p>{node.name} is stopped.</p>}
+    </Dialog>
+  );
+}
+
+/** "0.1.0 (build 65126352)": the version, and the build that tells two builds of it apart. */
+function agentText(node: Node): string {
+  if (!node.agentVersion) return "—";
+  return node.agentBuild ? `${node.agentVersion} (build ${node.agentBuild.slice(0, 8)})` : node.agentVersion;
+}
+
+function UpgradeAgentDialog({ node, onClose }: { node: Node; onClose: () => void }) {
+  const { actions, dispatch } = useStore();
+  const op = useOperation();
+  const [done, setDone] = useState(false);
+  const go = async () => {
+    const n = await op.run((p) => api.upgradeNode(node.id, p));
+    if (n) {
+      dispatch({ type: "node/upserted", node: n });
+      void actions.refreshNodes();
+      setDone(true);
+    }
+  };
+  return (
+    <Dialog
+      title={`Upgrade the agent on ${node.name}?`}
+      onClose={onClose}
+      testId="upgrade-agent"
+      busy={op.running}
+      footer={
+        done ? (
+          <button type="button" className="btn primary" onClick={onClose}>
+            Close
+          </button>
+        ) : (
+          <>
+            <button type="button" className="btn" onClick={onClose} disabled={op.running}>
+              Cancel
+            </button>
+            <button type="button" className="btn primary" onClick={() => void go()} disabled={op.running}>
+              Upgrade agent
+            </button>
+          </>
+        )
+      }
+    >
+      <p>
+        If the agent on {node.provider === "local" ? "this computer" : node.address} is older than this app's, SAM
+        replaces it and restarts it. Terminals and agent sessions keep running in their holder processes; the node is
+        out of reach for a moment. A newer agent is left as it is.
+      </p>
+      <ProgressSteps progress={op.progress} />
+      {op.error && <ErrorBox error={op.error} />}
     </Dialog>
   );
 }

@@ -40,6 +40,9 @@ class Fail {
   ) {}
 }
 
+/** The build of the agent the fake app carries; the seeded local node runs an older one. */
+export const FAKE_APP_AGENT_BUILD = "71a574d6e0c2b9f1";
+
 const fail = (code: string, message: string, hint: string | null = null) => new Fail(code, message, hint);
 
 type TerminalRec = Terminal & {
@@ -294,6 +297,7 @@ export class FakeSam {
       health: "healthy",
       lastSeenAt: iso(3000),
       agentVersion: "0.1.0",
+      agentBuild: "65126352a1b0c9d8",
       certFingerprint: "sha256:4f:1a:9c:77:e2:0b:5d:aa:13:98:c4:61:0e:f2:7b:33",
       workspaces: { total: 2, running: 1 },
       limits: { maxWorkspaces: 10, maxSessionsPerWorkspace: 5 },
@@ -487,6 +491,7 @@ export class FakeSam {
       health: "healthy",
       lastSeenAt: new Date().toISOString(),
       agentVersion: "0.1.0",
+      agentBuild: FAKE_APP_AGENT_BUILD,
       certFingerprint: "sha256:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99",
       workspaces: { total: 0, running: 0 },
       limits: { maxWorkspaces: this.settings.maxWorkspaces, maxSessionsPerWorkspace: this.settings.maxSessions },
@@ -604,6 +609,22 @@ export class FakeSam {
         n.health = null;
         this.recount(n.id);
         this.event({ type: "node.stopped", nodeId: n.id, message: `Stopped node ${n.name}.` });
+        return n;
+      }
+      case "upgrade_node": {
+        const n = this.node(a.node);
+        const ch = a.progress as ChannelLike;
+        if (n.agentBuild === FAKE_APP_AGENT_BUILD && !a.force) {
+          await this.steps(ch, [`sam-agent on ${n.name} is up to date: ${n.agentVersion} (build ${FAKE_APP_AGENT_BUILD.slice(0, 8)}).`]);
+          return n;
+        }
+        await this.steps(ch, [
+          `Upgrading sam-agent on ${n.name} from ${n.agentVersion} to ${n.agentVersion} (build ${FAKE_APP_AGENT_BUILD.slice(0, 8)}).`,
+          "Restarting sam-agent; terminals and agent sessions stay in their holder processes.",
+          `sam-agent on ${n.name} is now ${n.agentVersion} (build ${FAKE_APP_AGENT_BUILD.slice(0, 8)}).`,
+        ]);
+        n.agentBuild = FAKE_APP_AGENT_BUILD;
+        this.event({ type: "node.upgraded", nodeId: n.id, message: `Upgraded sam-agent on ${n.name}.` });
         return n;
       }
       case "start_node": {
