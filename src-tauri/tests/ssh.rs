@@ -561,30 +561,41 @@ fn a_failure_part_way_undoes_the_install() {
     assert_eq!(d.json(&["node", "ls"]).as_array().unwrap().len(), 0);
 }
 
+/// A temporary file of `size` bytes that repeat no short pattern, and its bytes.
+fn patterned_file(size: usize) -> (tempfile::NamedTempFile, Vec<u8>) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..size as u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(file.path(), &bytes).unwrap();
+    (file, bytes)
+}
+
+/// Logs in to `sshd` as root, reached on `port` (its own, or a relay's).
+async fn log_in(sshd: &Sshd, port: u16) -> sam_desktop::providers::bootstrap::Remote {
+    use sam_desktop::providers::bootstrap::{HostKey, Remote, SshTarget};
+    let target = SshTarget {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port,
+        identity: sshd.client_key(),
+    };
+    let fp = sshd.host_fingerprint();
+    Remote::connect(&target, HostKey::Accept(&fp))
+        .await
+        .expect("connects")
+}
+
 #[test]
 fn a_command_that_fails_part_way_through_an_upload_ends_it_with_its_own_error() {
     // The server stops reading stdin early (a full disk, a folder that is not
     // there): the upload must end with the command's exit status and stderr,
     // not wait for window space that never comes. Then the same connection
     // still carries a whole upload, intact.
-    use sam_desktop::providers::bootstrap::{HostKey, Remote, SshTarget, Stdin};
+    use sam_desktop::providers::bootstrap::Stdin;
     let sshd = Sshd::start();
-    let big = tempfile::NamedTempFile::new().unwrap();
-    let bytes: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
-    std::fs::write(big.path(), &bytes).unwrap();
+    let (big, bytes) = patterned_file(48 << 20);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let target = SshTarget {
-            user: "root".into(),
-            host: "127.0.0.1".into(),
-            port: sshd.port,
-            identity: sshd.client_key(),
-        };
-        let fp = sshd.host_fingerprint();
-        let remote = Remote::connect(&target, HostKey::Accept(&fp))
-            .await
-            .expect("connects");
-
+        let remote = log_in(&sshd, sshd.port).await;
         let out = remote
             .exec(
                 "head -c 1000 >/dev/null; echo 'no space left on device' >&2; exit 3",
@@ -677,27 +688,15 @@ impl CuttingRelay {
 
 #[test]
 fn an_upload_that_loses_its_connection_goes_on_from_what_arrived() {
-    use sam_desktop::providers::bootstrap::{HostKey, Remote, SshTarget};
     use std::sync::atomic::Ordering;
     let sshd = Sshd::start();
     let size = 48usize << 20;
     let cut_after = 16usize << 20;
     let relay = CuttingRelay::start(sshd.port, cut_after);
-    let big = tempfile::NamedTempFile::new().unwrap();
-    let bytes: Vec<u8> = (0..size as u32).map(|i| (i % 253) as u8).collect();
-    std::fs::write(big.path(), &bytes).unwrap();
+    let (big, bytes) = patterned_file(size);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let target = SshTarget {
-            user: "root".into(),
-            host: "127.0.0.1".into(),
-            port: relay.port,
-            identity: sshd.client_key(),
-        };
-        let fp = sshd.host_fingerprint();
-        let remote = Remote::connect(&target, HostKey::Accept(&fp))
-            .await
-            .expect("connects");
+        let remote = log_in(&sshd, relay.port).await;
         let copy = sshd.home().join("copy");
         remote
             .upload(big.path(), copy.to_str().unwrap(), "644")
