@@ -65,6 +65,32 @@ export function Empty({ title, children }: { title: string; children?: ReactNode
 }
 
 /** A modal dialog: focus moves in, Escape closes (unless busy), the page behind is inert to the mouse. */
+/** A long operation's dialog footer: Cancel and the action until it is done, then Close. */
+export function OperationFooter({
+  done,
+  running,
+  onClose,
+  action,
+}: {
+  done: boolean;
+  running: boolean;
+  onClose: () => void;
+  action: ReactNode;
+}) {
+  return done ? (
+    <button type="button" className="btn primary" onClick={onClose}>
+      Close
+    </button>
+  ) : (
+    <>
+      <button type="button" className="btn" onClick={onClose} disabled={running}>
+        Cancel
+      </button>
+      {action}
+    </>
+  );
+}
+
 export function Dialog({
   title,
   onClose,

@@ -5,7 +5,17 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, toSamError, type SamError } from "../api";
 import type { Node } from "../api/gen/Node";
 import type { WorkspaceView } from "../api/gen/WorkspaceView";
-import { Badge, ConfirmationBody, Dialog, Empty, ErrorBox, Field, ProgressSteps, Spinner } from "../components/ui";
+import {
+  Badge,
+  ConfirmationBody,
+  Dialog,
+  Empty,
+  ErrorBox,
+  Field,
+  OperationFooter,
+  ProgressSteps,
+  Spinner,
+} from "../components/ui";
 import { useOperation } from "../components/useOperation";
 import { findNode } from "../state/app";
 import { nodeStopConfirmation, type Confirmation } from "../state/confirm";
@@ -321,15 +331,11 @@ function StopNodeDialog({ node, action, onClose }: { node: Node; action: "stop" 
       busy={op.running}
       testId="stop-node"
       footer={
-        done ? (
-          <button type="button" className="btn primary" onClick={onClose}>
-            Close
-          </button>
-        ) : (
-          <>
-            <button type="button" className="btn" onClick={onClose} disabled={op.running}>
-              Cancel
-            </button>
+        <OperationFooter
+          done={done}
+          running={op.running}
+          onClose={onClose}
+          action={
             <button
               type="button"
               className={`btn ${action === "remove" ? "danger" : "primary"}`}
@@ -338,8 +344,8 @@ function StopNodeDialog({ node, action, onClose }: { node: Node; action: "stop" 
             >
               {confirmation?.confirmLabel ?? `${verb} anyway`}
             </button>
-          </>
-        )
+          }
+        />
       }
     >
       {!confirmation && !planError && <Spinner label="Asking the node what is running…" />}
@@ -382,20 +388,16 @@ function UpgradeAgentDialog({ node, onClose }: { node: Node; onClose: () => void
       testId="upgrade-agent"
       busy={op.running}
       footer={
-        done ? (
-          <button type="button" className="btn primary" onClick={onClose}>
-            Close
-          </button>
-        ) : (
-          <>
-            <button type="button" className="btn" onClick={onClose} disabled={op.running}>
-              Cancel
-            </button>
+        <OperationFooter
+          done={done}
+          running={op.running}
+          onClose={onClose}
+          action={
             <button type="button" className="btn primary" onClick={() => void go()} disabled={op.running}>
               Upgrade agent
             </button>
-          </>
-        )
+          }
+        />
       }
     >
       <p>
