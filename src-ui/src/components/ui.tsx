@@ -64,7 +64,6 @@ export function Empty({ title, children }: { title: string; children?: ReactNode
   );
 }
 
-/** A modal dialog: focus moves in, Escape closes (unless busy), the page behind is inert to the mouse. */
 /** A long operation's dialog footer: Cancel and the action until it is done, then Close. */
 export function OperationFooter({
   done,
@@ -91,6 +90,7 @@ export function OperationFooter({
   );
 }
 
+/** A modal dialog: focus moves in, Escape closes (unless busy), the page behind is inert to the mouse. */
 export function Dialog({
   title,
   onClose,
