@@ -414,7 +414,7 @@ impl Remote {
             write.eof().await.map_err(|e| ssh_failed(&self.target, &e))
         };
         tokio::pin!(send);
-        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        let mut out = Collected::default();
         let mut sent = false;
         let mut send_error = None;
         // Data can follow the exit status: read until the channel closes.
@@ -431,12 +431,7 @@ impl Remote {
                 msg = read.wait() => msg,
             };
             match msg {
-                Some(russh::ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
-                Some(russh::ChannelMsg::ExtendedData { data, .. }) => {
-                    stderr.extend_from_slice(&data)
-                }
-                Some(russh::ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
-                Some(_) => {}
+                Some(msg) => out.take(msg),
                 None => break,
             }
         }
@@ -445,24 +440,18 @@ impl Remote {
             // give its exit status a moment to arrive.
             let drain = async {
                 while let Some(msg) = read.wait().await {
-                    match msg {
-                        russh::ChannelMsg::ExtendedData { data, .. } => {
-                            stderr.extend_from_slice(&data)
-                        }
-                        russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                        _ => {}
-                    }
+                    out.take(msg);
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-            if status.is_none() || status == Some(0) {
+            if out.status.is_none() || out.status == Some(0) {
                 return Err(e);
             }
         }
         Ok(Output {
-            status,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
 
@@ -677,6 +666,25 @@ impl Remote {
     }
 }
 
+/// What a command's channel brought back so far.
+#[derive(Default)]
+struct Collected {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    status: Option<u32>,
+}
+
+impl Collected {
+    fn take(&mut self, msg: russh::ChannelMsg) {
+        match msg {
+            russh::ChannelMsg::Data { data } => self.stdout.extend_from_slice(&data),
+            russh::ChannelMsg::ExtendedData { data, .. } => self.stderr.extend_from_slice(&data),
+            russh::ChannelMsg::ExitStatus { exit_status } => self.status = Some(exit_status),
+            _ => {}
+        }
+    }
+}
+
 /// What a remote command reads.
 pub enum Stdin<'a> {
     Bytes(&'a [u8]),
@@ -686,22 +694,11 @@ pub enum Stdin<'a> {
 
 /// A file's size and SHA-256 (hex), read off the async threads.
 async fn file_digest(path: &Path) -> Result<(u64, String)> {
-    use sha2::{Digest, Sha256};
     let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
-        let mut file = std::fs::File::open(&owned)?;
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher)?;
-        let hex = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok((size, hex))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("Hashing {} stopped: {e}", path.display())))?
-    .map_err(|e| Error::internal(format!("Cannot read {}: {e}", path.display())))
+    tokio::task::spawn_blocking(move || super::sha256_of(&owned))
+        .await
+        .map_err(|e| Error::internal(format!("Hashing {} stopped: {e}", path.display())))?
+        .map_err(|e| Error::internal(format!("Cannot read {}: {e}", path.display())))
 }
 
 fn last_lines(text: &str, n: usize) -> String {

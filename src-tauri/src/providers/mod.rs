@@ -113,42 +113,40 @@ pub(crate) fn also(mut e: Error, more: &str) -> Error {
 
 /// The build id of the agent binary at `path` (as the agent computes its own).
 fn build_of(path: &Path) -> Result<String> {
-    type Seen = (PathBuf, u64, Option<std::time::SystemTime>, String);
-    static LAST: Mutex<Option<Seen>> = Mutex::new(None);
-    let unreadable = |e: std::io::Error| {
+    let (_, hex) = sha256_of(path).map_err(|e| {
         Error::not_found(format!(
             "Cannot read the sam-agent binary {}: {e}.",
             path.display()
         ))
         .hint("Build it (`cargo build --release -p sam-agent`) or point SAM_AGENT_BINARY at one.")
-    };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    })?;
+    Ok(hex[..sam_protocol::BUILD_HEX_DIGITS].to_string())
+}
+
+/// A file's size and SHA-256 (hex). The last answer is kept while the file's
+/// size and modification time stay the same: the agent binary is hashed for its
+/// build (every node stream that connects asks) and again to check an upload of
+/// it, and is read once.
+pub(crate) fn sha256_of(path: &Path) -> std::io::Result<(u64, String)> {
+    type Seen = (PathBuf, u64, Option<std::time::SystemTime>, String);
+    static LAST: Mutex<Option<Seen>> = Mutex::new(None);
+    let meta = std::fs::metadata(path)?;
     let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
-    if let Some((p, len, modified, build)) = LAST.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+    if let Some((p, len, modified, hex)) = LAST.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
         && (p, len, modified) == (&key.0, &key.1, &key.2)
     {
-        return Ok(build.clone());
+        return Ok((*len, hex.clone()));
     }
     use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(unreadable)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     let hex: String = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let build = hex[..sam_protocol::BUILD_HEX_DIGITS].to_string();
-    *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.0, key.1, key.2, build.clone()));
-    Ok(build)
+    *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.0, size, key.2, hex.clone()));
+    Ok((size, hex))
 }
 
 #[cfg(test)]
